@@ -4,6 +4,9 @@
  * Linux — reaches devices only through this interface: configuration cycles addressed by
  * bus/devfn (what ECAM or port 0xCF8/0xCFC deliver), memory-mapped I/O at physical addresses,
  * and MSI messages delivered as (address, data) pairs. The hypervisor implements it.
+ *
+ * Guest-physical addresses are JavaScript numbers (safe integers, < 2^53) throughout vpf: fast,
+ * and wide enough for any machine we emulate; a 64-bit register value beyond that is out of range.
  */
 export type AccessWidth = 1 | 2 | 4;
 
@@ -13,11 +16,11 @@ export interface PciPlatform {
   /** A configuration write; writes to an absent or disabled function are dropped. */
   configWrite(bus: number, devfn: number, offset: number, width: AccessWidth, value: number): void;
   /** A memory read at a guest-physical address; unclaimed addresses read all ones. */
-  mmioRead(address: bigint, width: AccessWidth): number;
+  mmioRead(address: number, width: AccessWidth): number;
   /** A memory write at a guest-physical address; unclaimed addresses drop the write. */
-  mmioWrite(address: bigint, width: AccessWidth, value: number): void;
+  mmioWrite(address: number, width: AccessWidth, value: number): void;
   /** Registers the guest's interrupt controller: every MSI/MSI-X message lands here. */
-  onMsi(handler: (address: bigint, data: number) => void): void;
+  onMsi(handler: (address: number, data: number) => void): void;
   /** The guest-physical window the guest may assign memory BARs from (firmware's job on x86). */
-  readonly mmioWindow: { readonly base: bigint; readonly size: bigint };
+  readonly mmioWindow: { readonly base: number; readonly size: number };
 }
