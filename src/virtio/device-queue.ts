@@ -1,0 +1,321 @@
+/**
+ * The device side of a split virtqueue (virtio 1.3 §2.7), usable on its own: the virtio-net
+ * device drives it, and so can the NIC's vDPA data plane given only guest memory and the ring
+ * addresses (what vhost-vdpa's VHOST_SET_VRING_NUM / _ADDR / _BASE carry).
+ *
+ * A driver is untrusted. Every violation of the ring rules is recorded under its own code,
+ * counted, and leaves the queue "broken" (as QEMU's virtio_error does): pop() then returns
+ * undefined until the queue is rebuilt after a device reset, and the owner reports
+ * DEVICE_NEEDS_RESET to the driver (§2.1.2: "The device SHOULD set DEVICE_NEEDS_RESET when it
+ * enters an error state that a reset is needed"). Nothing a driver writes makes pop() throw.
+ */
+import type { GuestMemory } from "../memory/index.js";
+import {
+  VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+  VIRTQ_USED_F_NO_NOTIFY,
+  VirtqueueError,
+  checkRingConfig,
+  needEvent,
+  type Segment,
+  type SplitRingConfig,
+} from "./ring.js";
+
+/** One available descriptor chain, split into its device-readable and device-writable parts. */
+export interface DescChain {
+  /** Head descriptor index: what goes back in the used ring. */
+  readonly head: number;
+  /** Device-readable segments, in chain order (§2.7.4: all of them precede the writable ones). */
+  readonly readable: Segment[];
+  readonly writable: Segment[];
+  readonly readableLen: number;
+  readonly writableLen: number;
+  /** Descriptors walked, including an indirect table's entries. */
+  readonly descriptors: number;
+}
+
+/** Where the device's indices start (VHOST_SET_VRING_BASE; snapshot / restore). */
+export interface QueueBase {
+  /** Next available-ring slot the device will read. */
+  readonly lastAvailIdx: number;
+  /** Next used-ring slot the device will write; defaults to lastAvailIdx (nothing in flight). */
+  readonly usedIdx?: number;
+}
+
+export interface DeviceQueueStats {
+  chains: number;
+  descriptors: number;
+  usedEntries: number;
+  interruptsSent: number;
+  interruptsSuppressed: number;
+  /** Violations by code (VQ_*). */
+  violations: Record<string, number>;
+}
+
+export class SplitQueueDevice {
+  readonly size: number;
+  readonly descAddr: number;
+  readonly availAddr: number;
+  readonly usedAddr: number;
+  readonly eventIdx: boolean;
+  readonly indirect: boolean;
+  readonly #mem: GuestMemory;
+  readonly #mask: number;
+  readonly #usedEventAddr: number;
+  readonly #availEventAddr: number;
+  #lastAvail: number;
+  #usedIdx: number;
+  #signalled = 0;
+  #signalledValid = false;
+  #broken: VirtqueueError | undefined;
+  #onViolation: ((e: VirtqueueError) => void) | undefined;
+  readonly stats: DeviceQueueStats = { chains: 0, descriptors: 0, usedEntries: 0, interruptsSent: 0, interruptsSuppressed: 0, violations: {} };
+
+  /**
+   * Throws VirtqueueError (VQ_BAD_SIZE, VQ_BAD_ALIGNMENT, VQ_RING_OUT_OF_RANGE) when the
+   * configuration itself is unusable; a transport turns that into DEVICE_NEEDS_RESET.
+   */
+  constructor(memory: GuestMemory, config: SplitRingConfig, base?: QueueBase, onViolation?: (e: VirtqueueError) => void) {
+    const bad = checkRingConfig(config, (a, l) => memory.contains(a, l));
+    if (bad !== undefined) throw bad;
+    this.#mem = memory;
+    this.size = config.size;
+    this.#mask = config.size - 1;
+    this.descAddr = config.descAddr;
+    this.availAddr = config.availAddr;
+    this.usedAddr = config.usedAddr;
+    this.eventIdx = config.eventIdx;
+    this.indirect = config.indirect ?? true;
+    this.#usedEventAddr = config.availAddr + 4 + 2 * config.size;
+    this.#availEventAddr = config.usedAddr + 4 + 8 * config.size;
+    this.#lastAvail = (base?.lastAvailIdx ?? 0) & 0xffff;
+    this.#usedIdx = (base?.usedIdx ?? this.#lastAvail) & 0xffff;
+    this.#onViolation = onViolation;
+  }
+
+  /** Called once per violation (after counting); the owner typically sets DEVICE_NEEDS_RESET. */
+  set onViolation(fn: ((e: VirtqueueError) => void) | undefined) {
+    this.#onViolation = fn;
+  }
+
+  get lastAvailIdx(): number {
+    return this.#lastAvail;
+  }
+  get usedIdx(): number {
+    return this.#usedIdx;
+  }
+  /** Chains popped and not yet returned through the used ring. */
+  get inFlight(): number {
+    return (this.#lastAvail - this.#usedIdx) & 0xffff;
+  }
+  /** The first violation seen; once set, the queue serves nothing until rebuilt. */
+  get broken(): VirtqueueError | undefined {
+    return this.#broken;
+  }
+  /** The state to hand to a successor (save/restore, handing the ring to another data plane). */
+  base(): Required<QueueBase> {
+    return { lastAvailIdx: this.#lastAvail, usedIdx: this.#usedIdx };
+  }
+
+  /** Number of chains the driver has made available and the device has not popped. */
+  available(): number {
+    if (this.#broken !== undefined) return 0;
+    const n = (this.#mem.readU16(this.availAddr + 2) - this.#lastAvail) & 0xffff;
+    return n > this.size ? 0 : n;
+  }
+
+  /**
+   * Pops the next available chain, or undefined when there is none (or the queue is broken; see
+   * `broken`). The walk is bounded: a direct chain longer than the queue, or an indirect chain
+   * longer than its table, is a loop (§2.7.5.3.1, §2.7.13.2 — rust-vmm's TTL).
+   */
+  pop(): DescChain | undefined {
+    if (this.#broken !== undefined) return undefined;
+    const mem = this.#mem;
+    const availIdx = mem.readU16(this.availAddr + 2);
+    const pending = (availIdx - this.#lastAvail) & 0xffff;
+    if (pending === 0) return undefined;
+    if (pending > this.size) {
+      // Firecracker treats this as a malicious driver: the index cannot be more than a ring ahead.
+      return this.#fail("VQ_AVAIL_IDX_AHEAD", `available index ${availIdx} is ${pending} entries ahead of ${this.#lastAvail} in a queue of ${this.size}`, { availIdx, lastAvailIdx: this.#lastAvail });
+    }
+    const head = mem.readU16(this.availAddr + 4 + 2 * (this.#lastAvail & this.#mask));
+    if (head >= this.size) {
+      return this.#fail("VQ_BAD_HEAD", `available ring names descriptor ${head} of ${this.size}`, { head });
+    }
+    const readable: Segment[] = [];
+    const writable: Segment[] = [];
+    let readableLen = 0;
+    let writableLen = 0;
+    let table = this.descAddr;
+    let tableSize = this.size;
+    let inIndirect = false;
+    let i = head;
+    let walked = 0;
+    let total = 0;
+    for (;;) {
+      if (++walked > tableSize) {
+        return this.#fail("VQ_CHAIN_LOOP", `descriptor chain from ${head} is longer than its table of ${tableSize} (a loop)`, { head });
+      }
+      total++;
+      const d = table + 16 * i;
+      const lo = mem.readU32(d);
+      const hi = mem.readU32(d + 4);
+      const len = mem.readU32(d + 8);
+      const flags = mem.readU16(d + 12);
+      const next = mem.readU16(d + 14);
+      if (hi > 0x1fffff) {
+        return this.#fail("VQ_BAD_BUFFER", `descriptor ${i} address is beyond guest memory`, { head, index: i });
+      }
+      const addr = hi * 0x1_0000_0000 + lo;
+      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
+        // §2.7.5.3.1: the driver MUST NOT set INDIRECT without the feature, MUST NOT set it inside
+        // an indirect table, and MUST NOT set both INDIRECT and NEXT.
+        if (!this.indirect) return this.#fail("VQ_INDIRECT_NOT_NEGOTIATED", `descriptor ${i} is indirect but VIRTIO_RING_F_INDIRECT_DESC was not negotiated`, { head, index: i });
+        if (inIndirect) return this.#fail("VQ_INDIRECT_NESTED", `indirect table entry ${i} is itself indirect`, { head, index: i });
+        if ((flags & VIRTQ_DESC_F_NEXT) !== 0) return this.#fail("VQ_INDIRECT_WITH_NEXT", `descriptor ${i} sets both INDIRECT and NEXT`, { head, index: i });
+        if (len === 0 || len % 16 !== 0) return this.#fail("VQ_INDIRECT_BAD_LEN", `indirect table length ${len} is not a non-zero multiple of 16`, { head, len });
+        if (!mem.contains(addr, len)) return this.#fail("VQ_BAD_BUFFER", `indirect table 0x${addr.toString(16)}+${len} is outside guest memory`, { head, addr, len });
+        table = addr;
+        tableSize = len / 16;
+        inIndirect = true;
+        walked = 0;
+        i = 0;
+        continue;
+      }
+      if (!mem.contains(addr, len)) {
+        return this.#fail("VQ_BAD_BUFFER", `buffer 0x${addr.toString(16)}+${len} is outside guest memory`, { head, addr, len });
+      }
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) {
+        writable.push({ addr, len });
+        writableLen += len;
+      } else {
+        // §2.7.4.2: "The driver MUST place any device-writable descriptor elements after any
+        // device-readable descriptor elements."
+        if (writable.length > 0) return this.#fail("VQ_READ_AFTER_WRITE", `readable descriptor ${i} follows a writable one`, { head, index: i });
+        readable.push({ addr, len });
+        readableLen += len;
+      }
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
+      if (next >= tableSize) return this.#fail("VQ_BAD_NEXT", `descriptor ${i} links to ${next}, outside a table of ${tableSize}`, { head, index: i, next });
+      i = next;
+    }
+    this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
+    this.stats.chains++;
+    this.stats.descriptors += total;
+    return { head, readable, writable, readableLen, writableLen, descriptors: total };
+  }
+
+  /**
+   * Returns the chain with head `head` to the driver, `len` bytes written (§2.7.8). The entry is
+   * visible to the driver only after publishUsed(); batch several, then publish once.
+   * Throws VQ_USED_OVERFLOW for a device-side bug (more used entries than popped chains).
+   */
+  addUsed(head: number, len: number): void {
+    if (this.#broken !== undefined) return;
+    if (this.inFlight === 0 || head >= this.size) {
+      throw new VirtqueueError("VQ_USED_OVERFLOW", `device returned descriptor ${head} with ${this.inFlight} chain(s) in flight`, { details: { head } });
+    }
+    const e = this.usedAddr + 4 + 8 * (this.#usedIdx & this.#mask);
+    this.#mem.writeU32(e, head);
+    this.#mem.writeU32(e + 4, len);
+    this.#usedIdx = (this.#usedIdx + 1) & 0xffff;
+    this.stats.usedEntries++;
+  }
+
+  /** Makes the used entries added so far visible (writes used.idx). */
+  publishUsed(): void {
+    if (this.#broken !== undefined) return;
+    this.#mem.writeU16(this.usedAddr + 2, this.#usedIdx);
+  }
+
+  /** addUsed + publishUsed. */
+  pushUsed(head: number, len: number): void {
+    this.addUsed(head, len);
+    this.publishUsed();
+  }
+
+  /**
+   * Whether the driver wants an interrupt for the used entries published since the last call
+   * (§2.7.7, §2.7.10): with EVENT_IDX, when used.idx has passed used_event; otherwise unless the
+   * driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Counts sent/suppressed interrupts.
+   */
+  needsInterrupt(): boolean {
+    if (this.#broken !== undefined) return false;
+    const now = this.#usedIdx;
+    const old = this.#signalled;
+    const valid = this.#signalledValid;
+    if (valid && now === old) return false;
+    this.#signalled = now;
+    this.#signalledValid = true;
+    let want: boolean;
+    if (this.eventIdx) want = !valid || needEvent(this.#mem.readU16(this.#usedEventAddr), now, old);
+    else want = (this.#mem.readU16(this.availAddr) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    if (want) this.stats.interruptsSent++;
+    else this.stats.interruptsSuppressed++;
+    return want;
+  }
+
+  /** Asks the driver not to notify (while the device is polling anyway). */
+  disableNotification(): void {
+    if (this.#broken !== undefined || this.eventIdx) return; // with EVENT_IDX: leave avail_event behind
+    this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) | VIRTQ_USED_F_NO_NOTIFY);
+  }
+
+  /**
+   * Asks the driver to notify on the next available buffer. Returns true when buffers arrived
+   * meanwhile, so the caller must poll again instead of sleeping (the race vhost_enable_notify closes).
+   */
+  enableNotification(): boolean {
+    if (this.#broken !== undefined) return false;
+    if (this.eventIdx) this.#mem.writeU16(this.#availEventAddr, this.#lastAvail);
+    else this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) & ~VIRTQ_USED_F_NO_NOTIFY);
+    return this.available() > 0;
+  }
+
+  /** Copies the chain's readable bytes, starting `skip` bytes in, into one buffer. */
+  readChain(chain: DescChain, skip = 0): Uint8Array {
+    const out = new Uint8Array(Math.max(0, chain.readableLen - skip));
+    let o = 0;
+    for (const s of chain.readable) {
+      if (skip >= s.len) {
+        skip -= s.len;
+        continue;
+      }
+      out.set(this.#mem.view(s.addr + skip, s.len - skip), o);
+      o += s.len - skip;
+      skip = 0;
+    }
+    return out;
+  }
+
+  /**
+   * Copies data into the chain's writable segments starting `skip` bytes in; returns the number
+   * of bytes written (less than data.length when the buffers are too small).
+   */
+  writeChain(chain: DescChain, data: Uint8Array, skip = 0): number {
+    let d = 0;
+    for (const s of chain.writable) {
+      if (d >= data.length) break;
+      if (skip >= s.len) {
+        skip -= s.len;
+        continue;
+      }
+      const n = Math.min(s.len - skip, data.length - d);
+      this.#mem.view(s.addr + skip, n).set(data.subarray(d, d + n));
+      d += n;
+      skip = 0;
+    }
+    return d;
+  }
+
+  #fail(code: string, message: string, details: Record<string, unknown>): undefined {
+    const e = new VirtqueueError(code, message, { details });
+    this.stats.violations[code] = (this.stats.violations[code] ?? 0) + 1;
+    this.#broken = e;
+    this.#onViolation?.(e);
+    return undefined;
+  }
+}
