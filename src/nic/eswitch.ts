@@ -1,0 +1,138 @@
+import { macKeyAt } from "../wire/index.js";
+import type { EswitchPort } from "./port.js";
+import { vstDomain } from "./port.js";
+
+/** Eswitch-level counters of one NIC port (beyond the per-function counters). */
+export class EswitchCounters {
+  /** Unicast frames whose destination was found in the FDB. */
+  fdbHits = 0;
+  /** Unicast frames with an unknown destination (sent to the uplink and promiscuous functions). */
+  unknownUnicast = 0;
+  /** Broadcast and multicast frames flooded in their VLAN. */
+  flooded = 0;
+  /** Frames dropped because they are too short to carry an Ethernet (and tag) header. */
+  runts = 0;
+  /** Frames addressed back to the port they came from (a VEB does not hairpin). */
+  hairpin = 0;
+}
+
+/**
+ * The legacy-mode embedded switch of one NIC port: a VEB (IEEE 802.1Qbg §40 "virtual Ethernet
+ * bridge") among the uplink, the PF and the VFs. It does not learn: as in mlx5's legacy mode
+ * (MPFS, the multi-physical-function switch), the FDB holds the MACs the functions own, per
+ * forwarding domain (see vstDomain). A unicast frame goes to the FDB entry for its destination in
+ * its domain; an unknown destination goes to the uplink and to promiscuous functions in the
+ * domain; broadcast and multicast go to every port in the domain whose receive filter accepts them.
+ * Frames never go back out of the port they came in on.
+ */
+export class Eswitch {
+  readonly counters = new EswitchCounters();
+  /** FDB for VST ports: domain → MAC key → port. */
+  #vstFdb = new Map<number, Map<number, EswitchPort>>();
+  /** FDB for trunk ports (PF, VFs without VST): MAC key → port, valid in every domain. */
+  #trunkFdb = new Map<number, EswitchPort>();
+  #vstMembers = new Map<number, EswitchPort[]>();
+  #trunkMembers: EswitchPort[] = [];
+  #ports: EswitchPort[] = [];
+
+  /** Replaces the set of ports (uplink first) and rebuilds the FDB. */
+  setPorts(ports: EswitchPort[]): void {
+    this.#ports = [...ports];
+    this.rebuild();
+  }
+
+  get ports(): readonly EswitchPort[] {
+    return this.#ports;
+  }
+
+  /**
+   * Rebuilds FDB and flood lists from the ports' MACs and VLAN settings; called on every
+   * configuration change (rare next to frames). When two functions own the same MAC in one
+   * domain, the later port wins: host policy (src/host, vmm) keeps MACs unique.
+   */
+  rebuild(): void {
+    this.#vstFdb.clear();
+    this.#trunkFdb.clear();
+    this.#vstMembers.clear();
+    this.#trunkMembers = [];
+    for (const p of this.#ports) {
+      const vst = p.vst;
+      if (vst === null) {
+        this.#trunkMembers.push(p);
+        if (p.macKey !== 0) this.#trunkFdb.set(p.macKey, p);
+      } else {
+        const d = vstDomain(vst);
+        let members = this.#vstMembers.get(d);
+        if (members === undefined) this.#vstMembers.set(d, (members = []));
+        members.push(p);
+        if (p.macKey !== 0) {
+          let fdb = this.#vstFdb.get(d);
+          if (fdb === undefined) this.#vstFdb.set(d, (fdb = new Map<number, EswitchPort>()));
+          fdb.set(p.macKey, p);
+        }
+      }
+    }
+  }
+
+  /** Number of (domain, MAC) entries in the FDB. */
+  get fdbSize(): number {
+    let n = this.#trunkFdb.size;
+    for (const m of this.#vstFdb.values()) n += m.size;
+    return n;
+  }
+
+  /**
+   * Forwards a frame that entered through `src` (already through the port's ingress policy:
+   * spoof check, VST push). The frame is only read; ports copy what they keep.
+   */
+  forward(src: EswitchPort, frame: Uint8Array): void {
+    const len = frame.length;
+    if (len < 14) {
+      this.counters.runts++;
+      return;
+    }
+    const outer = (frame[12]! << 8) | frame[13]!;
+    let domain = 0;
+    if (outer === 0x8100 || outer === 0x88a8) {
+      if (len < 18) {
+        this.counters.runts++;
+        return;
+      }
+      domain = (((frame[14]! << 8) | frame[15]!) & 0xfff) + (outer === 0x88a8 ? 4096 : 0);
+    }
+    const dst = macKeyAt(frame, 0);
+    if ((frame[0]! & 1) === 0) {
+      const target = this.#vstFdb.get(domain)?.get(dst) ?? this.#trunkFdb.get(dst);
+      if (target !== undefined) {
+        if (target === src) {
+          this.counters.hairpin++;
+          return;
+        }
+        this.counters.fdbHits++;
+        target.egress(frame);
+        return;
+      }
+      this.counters.unknownUnicast++;
+      this.#flood(src, frame, domain, dst, true);
+      return;
+    }
+    this.counters.flooded++;
+    this.#flood(src, frame, domain, dst, false);
+  }
+
+  #flood(src: EswitchPort, frame: Uint8Array, domain: number, dst: number, unknownUnicast: boolean): void {
+    // Snapshot the lists: a delivery may run guest code that reconfigures the switch.
+    const trunk = this.#trunkMembers;
+    const vst = this.#vstMembers.get(domain);
+    for (const p of trunk) {
+      if (p === src) continue;
+      if (p.kind === "uplink" || (unknownUnicast ? p.acceptsFlood() : p.accepts(dst))) p.egress(frame);
+    }
+    if (vst !== undefined) {
+      for (const p of vst) {
+        if (p === src) continue;
+        if (unknownUnicast ? p.acceptsFlood() : p.accepts(dst)) p.egress(frame);
+      }
+    }
+  }
+}

@@ -1,0 +1,15 @@
+export { NicError } from "./errors.js";
+export type { NicErrorCode } from "./errors.js";
+export { PciAddress } from "./pci-address.js";
+export { TokenBucket } from "./shaper.js";
+export { PortCounters, EswitchPort, vstDomain } from "./port.js";
+export type { PortKind, TapDirection, FrameTap, PortStats, VstTag } from "./port.js";
+export { Eswitch, EswitchCounters } from "./eswitch.js";
+export { Uplink, connectUplinks } from "./uplink.js";
+export type { WireReceiver } from "./uplink.js";
+export { PhysicalFunction } from "./pf.js";
+export type { FrameHandler } from "./pf.js";
+export { VirtualFunction, VfLinkState, ETH_P_8021Q, ETH_P_8021AD, VF_SEND_QUEUE_LIMIT } from "./vf.js";
+export type { VfReceiver, VfTxSource } from "./vf.js";
+export { Nic, NicPort, DEFAULT_TOTAL_VFS } from "./nic.js";
+export type { NicOptions } from "./nic.js";

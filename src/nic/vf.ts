@@ -1,0 +1,340 @@
+import type { VirtualClock } from "../base/index.js";
+import { macKeyAt, macKeyIsMulticast } from "../wire/index.js";
+import { NicError } from "./errors.js";
+import type { Eswitch } from "./eswitch.js";
+import type { PciAddress } from "./pci-address.js";
+import { EswitchPort } from "./port.js";
+import type { VstTag } from "./port.js";
+import { TokenBucket, Wakeup } from "./shaper.js";
+
+/** IFLA_VF_LINK_STATE values (if_link.h). */
+export const VfLinkState = { AUTO: 0, ENABLE: 1, DISABLE: 2 } as const;
+export type VfLinkState = (typeof VfLinkState)[keyof typeof VfLinkState];
+
+export const ETH_P_8021Q = 0x8100;
+export const ETH_P_8021AD = 0x88a8;
+
+/**
+ * Where a VF's received frames go: the driver bound to the VF (a host netdev in tests, or the
+ * NIC's own virtio engine serving a vDPA device's rings). `receive` gets a frame that is valid
+ * only during the call and returns false when it has no buffer for it (counted as rx_dropped).
+ */
+export interface VfReceiver {
+  receive(frame: Uint8Array): boolean;
+}
+
+/**
+ * A source of frames for a VF to transmit: the driver's TX queue. `pull` takes at most one frame
+ * and hands it to `vf.transmit`; it returns false when it had none. The VF pulls only while its
+ * shaper allows, so a rate-limited VF leaves frames in the queue (in the ring, for vDPA), as a
+ * hardware shaper does.
+ */
+export interface VfTxSource {
+  pull(): boolean;
+}
+
+/** Bound on frames queued through `send` (the host-netdev path) before tx_dropped counts. */
+export const VF_SEND_QUEUE_LIMIT = 1024;
+
+/**
+ * One SR-IOV virtual function as the eswitch sees it: its vport. Holds the administrative
+ * configuration the PF driver sets (the ndo_set_vf_* operations: MAC, VLAN/QoS/protocol, spoof
+ * check, trust, link state, rates, RSS query), the receive filter the VF's driver requests, the
+ * transmit shaper and the IFLA_VF_STATS counters.
+ */
+export class VirtualFunction extends EswitchPort {
+  readonly kind = "vf" as const;
+  readonly name: string;
+  vlan = 0;
+  qos = 0;
+  vlanProto: number = ETH_P_8021Q;
+  spoofchk = false;
+  trusted = false;
+  linkState: VfLinkState = VfLinkState.AUTO;
+  minTxRate = 0;
+  maxTxRate = 0;
+  rssQueryEn = false;
+  /** The MAC was set by the administrator (ip link set ... vf N mac): the VF may not change it unless trusted. */
+  adminMac = false;
+  #vst: VstTag | null = null;
+  #receiver: VfReceiver | null = null;
+  readonly #shaper: TokenBucket;
+  readonly #wakeup: Wakeup;
+  readonly #sendQueue: Uint8Array[] = [];
+  readonly #sources: VfTxSource[] = [];
+  #pumping = false;
+  #repump = false;
+  #lastLinkUp: boolean;
+  readonly #linkListeners: ((up: boolean) => void)[] = [];
+  readonly #queueSource: VfTxSource;
+
+  constructor(
+    readonly portIndex: number,
+    readonly index: number,
+    readonly pciAddress: PciAddress,
+    private readonly clock: VirtualClock,
+    private readonly eswitch: Eswitch,
+    private readonly uplinkUp: () => boolean,
+  ) {
+    super();
+    this.name = `pf${portIndex}vf${index}`;
+    this.#shaper = new TokenBucket(clock);
+    this.#wakeup = new Wakeup(clock, () => this.pump());
+    this.#lastLinkUp = this.linkUp;
+    this.#queueSource = {
+      pull: () => {
+        const f = this.#sendQueue.shift();
+        if (f === undefined) return false;
+        this.transmit(f);
+        return true;
+      },
+    };
+    this.#sources.push(this.#queueSource);
+  }
+
+  get vst(): VstTag | null {
+    return this.#vst;
+  }
+
+  /** Effective link: auto follows the uplink, enable/disable force it (IFLA_VF_LINK_STATE). */
+  get linkUp(): boolean {
+    return this.linkState === VfLinkState.ENABLE || (this.linkState === VfLinkState.AUTO && this.uplinkUp());
+  }
+
+  protected override get privileged(): boolean {
+    return this.trusted;
+  }
+
+  // ---- administrative configuration (the PF driver's ndo_set_vf_* operations) ----
+
+  /** Sets the VF's MAC (vport context). `admin` marks it as set by the administrator. */
+  setMac(macKey: number, admin: boolean): void {
+    if (!Number.isInteger(macKey) || macKey < 0 || macKey > 0xffffffffffff || macKeyIsMulticast(macKey)) {
+      throw new NicError("NIC_BAD_ARGUMENT", "VF MAC must be a unicast 48-bit address", { vf: this.index, macKey });
+    }
+    this.macKey = macKey;
+    this.adminMac = admin && macKey !== 0;
+    this.eswitch.rebuild();
+  }
+
+  /** VST VLAN: vlan 0 and qos 0 turn it off (the VF may then tag itself, VGT). */
+  setVlan(vlan: number, qos: number, proto: number): void {
+    if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095 || !Number.isInteger(qos) || qos < 0 || qos > 7 || (proto !== ETH_P_8021Q && proto !== ETH_P_8021AD)) {
+      throw new NicError("NIC_BAD_ARGUMENT", "VF VLAN needs vlan 0..4095, qos 0..7, proto 0x8100 or 0x88a8", { vf: this.index, vlan, qos, proto });
+    }
+    this.vlan = vlan;
+    this.qos = qos;
+    this.vlanProto = proto;
+    // As mlx5 does: VST is on when either the VID or the priority is non-zero.
+    this.#vst = vlan !== 0 || qos !== 0 ? { vid: vlan, pcp: qos, tpid: proto } : null;
+    this.eswitch.rebuild();
+  }
+
+  setSpoofchk(on: boolean): void {
+    this.spoofchk = on;
+  }
+
+  setTrust(on: boolean): void {
+    this.trusted = on;
+  }
+
+  setRssQueryEn(on: boolean): void {
+    this.rssQueryEn = on;
+  }
+
+  setLinkState(state: VfLinkState): void {
+    if (state !== 0 && state !== 1 && state !== 2) throw new NicError("NIC_BAD_ARGUMENT", `link state ${String(state)} is not 0, 1 or 2`, { vf: this.index, state });
+    this.linkState = state;
+    this.checkLink();
+  }
+
+  /** Rates in Mbit/s; 0 = no limit. max_tx_rate is enforced by the shaper; min_tx_rate is recorded. */
+  setRate(minMbps: number, maxMbps: number): void {
+    for (const v of [minMbps, maxMbps]) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new NicError("NIC_BAD_ARGUMENT", `rate ${v} is not a u32`, { vf: this.index });
+    }
+    this.minTxRate = minMbps;
+    this.maxTxRate = maxMbps;
+    this.#shaper.setRateMbps(maxMbps);
+    this.pump();
+  }
+
+  // ---- the VF's own driver ----
+
+  /**
+   * The VF driver asks for a new MAC (virtio-net VIRTIO_NET_CTRL_MAC_ADDR_SET, or a VF netdev's
+   * ndo_set_mac_address). Refused when the administrator set the MAC and the VF is not trusted,
+   * and for group addresses. Returns whether it took effect.
+   */
+  driverSetMac(macKey: number): boolean {
+    if (!Number.isInteger(macKey) || macKey <= 0 || macKey > 0xffffffffffff || macKeyIsMulticast(macKey)) return false;
+    if (this.adminMac && !this.trusted && macKey !== this.macKey) return false;
+    this.macKey = macKey;
+    this.eswitch.rebuild();
+    return true;
+  }
+
+  /** Receive mode the VF driver requests; promisc and allmulti take effect only while trusted. */
+  setRxMode(mode: { promisc?: boolean; allmulti?: boolean; multicast?: readonly number[] | null }): void {
+    if (mode.promisc !== undefined) this.promiscRequested = mode.promisc;
+    if (mode.allmulti !== undefined) this.allmultiRequested = mode.allmulti;
+    if (mode.multicast !== undefined) this.multicastFilter = mode.multicast === null ? null : new Set(mode.multicast);
+  }
+
+  /** Binds the receive side of the VF's driver; null unbinds it. */
+  setReceiver(r: VfReceiver | null): void {
+    this.#receiver = r;
+  }
+
+  get receiver(): VfReceiver | null {
+    return this.#receiver;
+  }
+
+  addTxSource(s: VfTxSource): void {
+    this.#sources.push(s);
+  }
+
+  removeTxSource(s: VfTxSource): void {
+    const i = this.#sources.indexOf(s);
+    if (i >= 0) this.#sources.splice(i, 1);
+  }
+
+  /** Listens for changes of the effective link (virtio config-change interrupts come from here). */
+  onLinkChange(listener: (up: boolean) => void): () => void {
+    this.#linkListeners.push(listener);
+    return () => {
+      const i = this.#linkListeners.indexOf(listener);
+      if (i >= 0) this.#linkListeners.splice(i, 1);
+    };
+  }
+
+  /** Re-evaluates the effective link and tells listeners when it changed. */
+  checkLink(): void {
+    const up = this.linkUp;
+    if (up === this.#lastLinkUp) return;
+    this.#lastLinkUp = up;
+    for (const l of [...this.#linkListeners]) l(up);
+  }
+
+  /**
+   * The host-netdev transmit path (a VF bound to a host driver, and tests): queues a copy and
+   * lets the shaper send it; beyond VF_SEND_QUEUE_LIMIT queued frames the frame is dropped.
+   */
+  send(frame: Uint8Array): void {
+    if (this.#sendQueue.length >= VF_SEND_QUEUE_LIMIT) {
+      this.counters.txDropped++;
+      return;
+    }
+    this.#sendQueue.push(frame.slice());
+    this.pump();
+  }
+
+  /** Frames waiting in the send queue (shaped). */
+  get queuedFrames(): number {
+    return this.#sendQueue.length;
+  }
+
+  /**
+   * Pulls frames from the TX sources, one per source in turn, while the shaper allows; when it
+   * does not, schedules itself on the virtual clock for when it will. Re-entrant calls (a
+   * delivery that runs a receiver which kicks this VF) fold into the running loop.
+   */
+  pump(): void {
+    if (this.#pumping) {
+      this.#repump = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#repump = false;
+        let progress = true;
+        while (progress) {
+          progress = false;
+          for (let i = 0; i < this.#sources.length; i++) {
+            if (!this.#shaper.ready()) {
+              this.#wakeup.schedule(this.#shaper.nsUntilReady());
+              return;
+            }
+            if (this.#sources[i]!.pull()) progress = true;
+          }
+        }
+      } while (this.#repump);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /**
+   * Ingress policy for one frame the VF sends (valid only during the call): link, runt, spoof
+   * check, VST push; then the eswitch forwards it. Tagging rules: with 802.1Q VST the VF may not
+   * send tagged frames (dropped); with 802.1ad VST its 802.1Q-tagged frames become QinQ, but an
+   * S-tag from the VF is dropped, so a tenant cannot leave its service VLAN.
+   */
+  transmit(frame: Uint8Array): void {
+    const c = this.counters;
+    const len = frame.length;
+    if (!this.linkUp || len < 14) {
+      c.txDropped++;
+      return;
+    }
+    if (this.spoofchk && this.macKey !== 0 && macKeyAt(frame, 6) !== this.macKey) {
+      c.txDropped++;
+      return;
+    }
+    const vst = this.#vst;
+    let out = frame;
+    if (vst !== null) {
+      const outer = (frame[12]! << 8) | frame[13]!;
+      if (outer === ETH_P_8021AD || outer === 0x9100 || (outer === ETH_P_8021Q && vst.tpid === ETH_P_8021Q)) {
+        c.txDropped++;
+        return;
+      }
+      out = new Uint8Array(len + 4);
+      out.set(frame.subarray(0, 12), 0);
+      out[12] = vst.tpid >>> 8;
+      out[13] = vst.tpid & 0xff;
+      out[14] = (vst.pcp << 5) | (vst.vid >>> 8);
+      out[15] = vst.vid & 0xff;
+      out.set(frame.subarray(12), 16);
+    }
+    this.#shaper.consume(len);
+    c.txPackets++;
+    c.txBytes += len;
+    if (this.taps.length > 0) this.tap(frame, "tx", this.clock.now());
+    this.eswitch.forward(this, out);
+  }
+
+  /** Eswitch egress towards the VF: link, VST pop, the driver's receive buffer. */
+  egress(frame: Uint8Array): void {
+    const c = this.counters;
+    const r = this.#receiver;
+    if (r === null || !this.linkUp) {
+      c.rxDropped++;
+      return;
+    }
+    let f = frame;
+    const vst = this.#vst;
+    if (vst !== null && frame.length >= 18 && ((frame[12]! << 8) | frame[13]!) === vst.tpid) {
+      f = new Uint8Array(frame.length - 4);
+      f.set(frame.subarray(0, 12), 0);
+      f.set(frame.subarray(16), 12);
+    }
+    if (!r.receive(f)) {
+      c.rxDropped++;
+      return;
+    }
+    this.countRx(f);
+    if (this.taps.length > 0) this.tap(f, "rx", this.clock.now());
+  }
+
+  /** Back to the power-on state (VFs disabled and enabled again start clean, as in netdevsim). */
+  destroy(): void {
+    this.#wakeup.cancel();
+    this.#sendQueue.length = 0;
+    this.#sources.length = 0;
+    this.#sources.push(this.#queueSource);
+    this.#receiver = null;
+    this.#linkListeners.length = 0;
+  }
+}
