@@ -1,0 +1,335 @@
+/**
+ * The ONLY module that touches v86 internals (docs/linux.md "v86 adapter"). v86's public API
+ * (v86.d.ts) boots a machine and moves serial bytes and snapshots; everything vpf needs beyond
+ * that (configuration cycles, an ECAM window, fw_cfg files, an ACPI fix) goes through the
+ * private objects below, whose property names the release build keeps. `checkV86Bundle` and
+ * `checkV86Runtime` fail with LINUX_V86_INCOMPATIBLE, naming what is missing, when a v86
+ * upgrade removes or renames one; package.json pins v86 to an exact version for that reason.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { V86 } from "v86";
+import type { AccessWidth, PciPlatform } from "../pci/platform.js";
+import { ConfigRouter, type NativeBus } from "./config-router.js";
+import { LinuxError, LinuxErrorCode } from "./errors.js";
+import { ECAM_BASE, ECAM_SIZE, e820File, mcfgTable } from "./firmware.js";
+
+/** The v86 version the adapter was written and tested against (package.json pins it). */
+export const PINNED_V86_VERSION = "0.5.462+g5f9a90f";
+
+// ---- The internal shapes vpf relies on (v86 src/cpu.js, src/io.js, src/pci.js, src/acpi.js) ----
+
+type PortRead = (this: unknown, port: number) => number;
+type PortWrite = (this: unknown, value: number) => void;
+interface PortEntry {
+  read8: PortRead;
+  read16: PortRead;
+  read32: PortRead;
+  write8: PortWrite;
+  write16: PortWrite;
+  write32: PortWrite;
+  device: unknown;
+}
+interface V86Io {
+  ports: PortEntry[];
+  register_read(port: number, device: object, r8?: () => number, r16?: () => number, r32?: () => number): void;
+  register_write(port: number, device: object, w8?: (v: number) => void, w16?: (v: number) => void, w32?: (v: number) => void): void;
+  mmap_register(
+    address: number,
+    size: number,
+    read8: (a: number) => number,
+    write8: (a: number, v: number) => void,
+    read32: (a: number) => number,
+    write32: (a: number, v: number) => void,
+  ): void;
+}
+interface V86Pci {
+  device_spaces: (Int32Array | undefined)[];
+  pci_addr32: Int32Array;
+  pci_write8(address: number, value: number): void;
+  pci_write16(address: number, value: number): void;
+  pci_write32(address: number, value: number): void;
+  register_device(device: object): Int32Array;
+}
+interface V86Acpi {
+  gpe: Uint8Array;
+}
+interface V86Cpu {
+  io: V86Io;
+  devices: { pci: V86Pci; acpi?: V86Acpi };
+  option_roms: { name: string; data: Uint8Array }[];
+  /** A live view (a Proxy over wasm memory in v86), not a typed array. */
+  memory_size: { readonly [index: number]: number | undefined };
+  mmap_write16(address: number, value: number): void;
+}
+
+/** Names that must occur in v86's release bundle; a rename in an upgrade fails the smoke test. */
+export const REQUIRED_BUNDLE_NAMES: readonly string[] = [
+  "register_device",
+  "device_spaces",
+  "pci_addr32",
+  "pci_write8",
+  "pci_write16",
+  "pci_write32",
+  "register_read",
+  "register_write",
+  "mmap_register",
+  "mmap_write16",
+  "option_roms",
+  "memory_size",
+  "devices.pci",
+  "devices.acpi",
+  ".gpe",
+  ".ports",
+  "emulator-loaded",
+  "serial0-output-byte",
+  "serial0_send",
+  "save_state",
+];
+
+const require = createRequire(import.meta.url);
+
+function v86PackageDir(): string {
+  return dirname(require.resolve("v86/package.json"));
+}
+
+/** The installed v86's version string (its package.json). */
+export function installedV86Version(): string {
+  const pkg = JSON.parse(readFileSync(join(v86PackageDir(), "package.json"), "utf8")) as { version?: unknown };
+  return typeof pkg.version === "string" ? pkg.version : "unknown";
+}
+
+/** Static check: the installed bundle still contains every internal name. Returns what is missing. */
+export function checkV86Bundle(): string[] {
+  const bundle = readFileSync(join(v86PackageDir(), "build", "libv86.mjs"), "utf8");
+  return REQUIRED_BUNDLE_NAMES.filter((n) => !bundle.includes(n));
+}
+
+function fail(what: string): never {
+  throw new LinuxError(
+    LinuxErrorCode.v86Incompatible,
+    `v86 ${installedV86Version()} lacks ${what}; src/linux/v86-adapter.ts was written for v86 ${PINNED_V86_VERSION} — pin that version or port the adapter`,
+    { details: { what, installed: installedV86Version(), pinned: PINNED_V86_VERSION } },
+  );
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null;
+}
+
+/** Runtime check of a loaded emulator: returns the CPU object typed, or fails naming the gap. */
+export function checkV86Runtime(emulator: unknown): V86Cpu {
+  const inner = isObject(emulator) ? emulator["v86"] : undefined;
+  if (!isObject(inner)) fail("emulator.v86");
+  const cpu = inner["cpu"];
+  if (!isObject(cpu)) fail("emulator.v86.cpu");
+  const io = cpu["io"];
+  if (!isObject(io) || !Array.isArray(io["ports"])) fail("cpu.io.ports");
+  for (const f of ["register_read", "register_write", "mmap_register"]) if (typeof io[f] !== "function") fail(`cpu.io.${f}`);
+  const devices = cpu["devices"];
+  if (!isObject(devices)) fail("cpu.devices");
+  const pci = devices["pci"];
+  if (!isObject(pci)) fail("cpu.devices.pci");
+  if (!Array.isArray(pci["device_spaces"])) fail("cpu.devices.pci.device_spaces");
+  if (!(pci["pci_addr32"] instanceof Int32Array)) fail("cpu.devices.pci.pci_addr32");
+  for (const f of ["pci_write8", "pci_write16", "pci_write32", "register_device"]) if (typeof pci[f] !== "function") fail(`cpu.devices.pci.${f}`);
+  const acpi = devices["acpi"];
+  if (acpi !== undefined && !(isObject(acpi) && acpi["gpe"] instanceof Uint8Array)) fail("cpu.devices.acpi.gpe");
+  if (!Array.isArray(cpu["option_roms"])) fail("cpu.option_roms");
+  const memorySize = cpu["memory_size"];
+  if (!isObject(memorySize) || typeof memorySize[0] !== "number") fail("cpu.memory_size");
+  if (typeof cpu["mmap_write16"] !== "function") fail("cpu.mmap_write16");
+  return cpu as unknown as V86Cpu;
+}
+
+// ---- The machine ----
+
+export interface V86MachineOptions {
+  readonly bios: Uint8Array;
+  readonly vgaBios: Uint8Array;
+  readonly bzimage: Uint8Array;
+  readonly initrd: Uint8Array;
+  readonly cmdline: string;
+  readonly memorySize: number;
+  /** A state from `saveState`: the machine resumes from it instead of booting. */
+  readonly initialState?: ArrayBuffer;
+  /** The devices placed on the guest's PCI bus next to v86's own. */
+  readonly platform: PciPlatform;
+  readonly onSerialByte: (byte: number) => void;
+}
+
+/** A copy of bytes as a fresh ArrayBuffer (v86 keeps and may mutate what it is given). */
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(out).set(bytes);
+  return out;
+}
+
+/**
+ * A v86 PC (i440FX/PIIX3, ACPI on, 32-bit CPU) whose PCI bus also carries a PciPlatform's
+ * functions, with MMCONFIG for extended configuration space.
+ */
+export class V86Machine {
+  private constructor(
+    private readonly emulator: V86,
+    private readonly cpu: V86Cpu,
+  ) {}
+
+  /** Creates the machine, installs the hooks before the CPU runs, then starts it. */
+  static async start(options: V86MachineOptions): Promise<V86Machine> {
+    const missing = checkV86Bundle();
+    if (missing.length > 0) fail(`bundle names ${missing.join(", ")}`);
+    const emulator = new V86({
+      wasm_path: join(v86PackageDir(), "build", "v86.wasm"),
+      bios: { buffer: toArrayBuffer(options.bios) },
+      vga_bios: { buffer: toArrayBuffer(options.vgaBios) },
+      bzimage: { buffer: toArrayBuffer(options.bzimage) },
+      initrd: { buffer: toArrayBuffer(options.initrd) },
+      cmdline: options.cmdline,
+      memory_size: options.memorySize,
+      // ACPI builds the tables SeaBIOS extends with our MCFG; without it Linux sees no RSDP.
+      acpi: true,
+      autostart: false,
+      disable_speaker: true,
+      disable_keyboard: true,
+      disable_mouse: true,
+      ...(options.initialState === undefined ? {} : { initial_state: { buffer: options.initialState } }),
+    });
+    await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
+    const cpu = checkV86Runtime(emulator);
+    const machine = new V86Machine(emulator, cpu);
+    machine.installFirmwareFiles();
+    machine.installAcpiFix();
+    machine.installPciRouting(new ConfigRouter(machine.nativeBus(), options.platform));
+    emulator.add_listener("serial0-output-byte", options.onSerialByte);
+    await emulator.run();
+    return machine;
+  }
+
+  /** fw_cfg files SeaBIOS reads at POST (only matters on a cold boot; harmless on restore). */
+  private installFirmwareFiles(): void {
+    const size = this.cpu.memory_size[0] ?? 0;
+    this.cpu.option_roms.push({ name: "etc/e820", data: e820File(size) }, { name: "acpi/mcfg", data: mcfgTable() });
+  }
+
+  /**
+   * v86 stores writes to GPE0 status (0xAFE0/1) instead of clearing the written bits (ACPI 6.5
+   * §4.8.1.1: status bits are write-1-to-clear), and lacks the PIIX4 hotplug registers PCIU/PCID
+   * (0xAE00/0xAE04) SeaBIOS's DSDT reads in _E01, which then read all ones and eject every slot.
+   */
+  private installAcpiFix(): void {
+    const acpi = this.cpu.devices.acpi;
+    if (acpi === undefined) return;
+    const io = this.cpu.io;
+    for (const port of [0xafe0, 0xafe1]) {
+      const index = port - 0xafe0;
+      io.register_write(port, acpi, (v: number) => {
+        // acpi.gpe is replaced on restore_state, so look it up on every write.
+        const gpe = acpi.gpe;
+        gpe[index] = (gpe[index] ?? 0) & ~v & 0xff;
+      });
+    }
+    const zero = (): number => 0;
+    for (let port = 0xae00; port < 0xae08; port++) io.register_read(port, acpi, zero, zero, zero);
+  }
+
+  private nativeBus(): NativeBus {
+    const pci = this.cpu.devices.pci;
+    return {
+      has: (devfn) => pci.device_spaces[devfn] !== undefined,
+      readDword: (devfn, offset) => pci.device_spaces[devfn]?.[offset >>> 2] ?? -1,
+      write: (devfn, offset, width, value) => {
+        const address = (devfn << 8) | offset;
+        if (width === 1) pci.pci_write8(address, value);
+        else if (width === 2) pci.pci_write16(address, value);
+        else pci.pci_write32(address, value | 0);
+      },
+    };
+  }
+
+  /**
+   * Conf1: the data port handlers (0xCFC..0xCFF) are wrapped so that a cycle addressed to a
+   * devfn v86 does not occupy goes to the platform; v86 keeps its own functions. ECAM: a 1 MiB
+   * MMIO window at ECAM_BASE served by the router for every function (v86 MMIO is in 128 KiB
+   * blocks; the window is aligned). v86 splits 16-bit MMIO writes into two byte writes, which
+   * would tear 16-bit registers (SR-IOV Control, NumVFs), so cpu.mmap_write16 is wrapped to
+   * deliver them whole inside the window.
+   */
+  private installPciRouting(router: ConfigRouter): void {
+    const pci = this.cpu.devices.pci;
+    const ports = this.cpu.io.ports;
+    const target = (byte: number): { bus: number; devfn: number; offset: number } | undefined => {
+      const at = ConfigRouter.decodeConf1(pci.pci_addr32[0] ?? 0, byte);
+      return at !== undefined && router.ownsPlatform(at.bus, at.devfn) ? at : undefined;
+    };
+    const wrapRead = (entry: PortEntry, key: "read8" | "read16" | "read32", byte: number, width: AccessWidth): void => {
+      const original = entry[key];
+      entry[key] = function (this: unknown, port: number): number {
+        const at = target(byte);
+        if (at === undefined) return original.call(this, port);
+        const v = router.read(at.bus, at.devfn, at.offset, width);
+        return width === 4 ? v | 0 : v;
+      };
+    };
+    const wrapWrite = (entry: PortEntry, key: "write8" | "write16" | "write32", byte: number, width: AccessWidth): void => {
+      const original = entry[key];
+      entry[key] = function (this: unknown, value: number): void {
+        const at = target(byte);
+        if (at === undefined) {
+          original.call(this, value);
+          return;
+        }
+        router.write(at.bus, at.devfn, at.offset, width, value >>> 0);
+      };
+    };
+    for (let byte = 0; byte < 4; byte++) {
+      const entry = ports[0xcfc + byte];
+      if (entry === undefined) fail(`io.ports[0x${(0xcfc + byte).toString(16)}]`);
+      wrapRead(entry, "read8", byte, 1);
+      wrapWrite(entry, "write8", byte, 1);
+      if (byte === 0 || byte === 2) {
+        wrapRead(entry, "read16", byte, 2);
+        wrapWrite(entry, "write16", byte, 2);
+      }
+      if (byte === 0) {
+        wrapRead(entry, "read32", byte, 4);
+        wrapWrite(entry, "write32", byte, 4);
+      }
+    }
+    this.cpu.io.mmap_register(
+      ECAM_BASE,
+      ECAM_SIZE,
+      (a) => router.ecamRead(a >>> 0, 1),
+      (a, v) => router.ecamWrite(a >>> 0, 1, v),
+      (a) => router.ecamRead(a >>> 0, 4) | 0,
+      (a, v) => router.ecamWrite(a >>> 0, 4, v >>> 0),
+    );
+    const cpu = this.cpu;
+    const originalWrite16 = cpu.mmap_write16.bind(cpu);
+    cpu.mmap_write16 = (address: number, value: number): void => {
+      const a = address >>> 0;
+      if (a >= ECAM_BASE && a < ECAM_BASE + ECAM_SIZE && (a & 1) === 0) router.ecamWrite(a, 2, value & 0xffff);
+      else originalWrite16(address, value);
+    };
+  }
+
+  /** Bytes into the UART's receive side (the guest's console input). */
+  sendSerial(text: string): void {
+    this.emulator.serial0_send(text);
+  }
+
+  /** Stops the CPU and returns the whole machine state. */
+  async saveState(): Promise<ArrayBuffer> {
+    await this.emulator.stop();
+    const state = await this.emulator.save_state();
+    await this.emulator.run();
+    return state;
+  }
+
+  /** Stops the emulator and frees its memory. */
+  async destroy(): Promise<void> {
+    await this.emulator.stop();
+    await this.emulator.destroy();
+  }
+}
