@@ -347,10 +347,16 @@ export function decodeAdminCommand(bytes: Uint8Array): DecodeResult<VfAdminComma
   if (groupType !== VIRTIO_ADMIN_GROUP_TYPE_SRIOV) {
     return fail(AdminStatus.EINVAL, AdminQualifier.INVALID_GROUP, `group type ${groupType} is not SR-IOV (1)`);
   }
-  const data = bytes.subarray(ADMIN_CMD_HEADER_LEN);
+  return decodeCommandData(opcode, memberId, bytes.subarray(ADMIN_CMD_HEADER_LEN));
+}
+
+/**
+ * Decodes command_specific_data of one opcode for member `vf` (for a device whose transport has
+ * already split off and checked the header, as src/virtio's admin registry does).
+ */
+export function decodeCommandData(opcode: number, vf: number, data: Uint8Array): DecodeResult<VfAdminCommand> {
   const need = (n: number): DecodeFailure | undefined =>
     data.length < n ? fail(AdminStatus.EINVAL, AdminQualifier.INVALID_COMMAND, `opcode 0x${opcode.toString(16)} needs ${n} data bytes, got ${data.length}`) : undefined;
-  const vf = memberId;
   switch (opcode) {
     case AdminOpcode.LIST_QUERY:
       return { ok: true, value: { op: "list-query" } };
