@@ -31,6 +31,8 @@ export interface VfReceiver {
  */
 export interface VfTxSource {
   pull(): boolean;
+  /** Called when the VF stops pulling for now (queue empty or shaper out of credit): return used buffers. */
+  flush?(): void;
 }
 
 /** Bound on frames queued through `send` (the host-netdev path) before tx_dropped counts. */
@@ -262,6 +264,7 @@ export class VirtualFunction extends EswitchPort {
       } while (this.#repump);
     } finally {
       this.#pumping = false;
+      for (const s of this.#sources) s.flush?.();
     }
   }
 
