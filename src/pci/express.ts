@@ -64,6 +64,8 @@ export class PciExpressCapability {
   readonly offset: number;
   readonly type: PcieDeviceType;
   readonly flrCapable: boolean;
+  readonly #mpsCode: number;
+  #devctl = 0x2810;
 
   constructor(fn: PciFunction, opts: PciExpressOptions) {
     if (!fn.express) throw new PciError("PCI_NOT_EXPRESS", "the PCI Express capability needs a 4096-byte configuration space");
@@ -85,6 +87,7 @@ export class PciExpressCapability {
     this.fn = fn;
     this.type = opts.type;
     this.flrCapable = opts.flr === true;
+    this.#mpsCode = mpsCode;
     const o = (this.offset = fn.addCapability(PCI_CAP_ID_EXP, PCI_EXP_SIZEOF_V2, opts.at));
     const c = fn.config;
     const isRoot = opts.type === "root-port";
@@ -124,14 +127,24 @@ export class PciExpressCapability {
     c.setU32(o + PCI_EXP_DEVCAP2, 0x10 | (ari ? PCI_EXP_DEVCAP2_ARI : 0));
     c.setWmask(o + PCI_EXP_DEVCTL2, 2, 0x10 | (ari ? PCI_EXP_DEVCTL2_ARI : 0));
 
-    if (this.flrCapable) fn.onConfigWrite(o + PCI_EXP_DEVCTL, 2, () => this.#afterDevctl());
+    fn.onConfigWrite(o + PCI_EXP_DEVCTL, 2, () => this.#afterDevctl());
+    fn.onReset(() => {
+      this.#devctl = this.deviceControl;
+      return undefined;
+    });
     fn.attach(this);
   }
 
   #afterDevctl(): readonly PciEffect[] | undefined {
     const c = this.fn.config;
     const at = this.offset + PCI_EXP_DEVCTL;
-    const v = c.read(at, 2);
+    let v = c.read(at, 2);
+    // Max_Payload_Size above what Device Capabilities advertises, and the reserved encodings
+    // 6 and 7 of Max_Read_Request_Size, are undefined (§7.5.3.4): such a field write is discarded.
+    if (((v >> 5) & 7) > this.#mpsCode) v = (v & ~0x00e0) | (this.#devctl & 0x00e0);
+    if (((v >> 12) & 7) > 5) v = (v & ~0x7000) | (this.#devctl & 0x7000);
+    if (v !== c.read(at, 2)) c.poke(at, 2, v);
+    this.#devctl = v & ~PCI_EXP_DEVCTL_BCR_FLR;
     if ((v & PCI_EXP_DEVCTL_BCR_FLR) === 0) return undefined;
     // Initiate FLR always reads 0 (§7.5.3.4); the reset restores every register anyway.
     c.poke(at, 2, v & ~PCI_EXP_DEVCTL_BCR_FLR);

@@ -24,5 +24,6 @@ export type { SriovOptions, SriovLayout, VfBarOptions, VfFunctionOptions } from 
 export { PciBus, routingId, ridBus, ridDevfn, devfnDevice, devfnFunction, formatBdf } from "./bus.js";
 export type { PciAddress, PciLocation, EffectHandler } from "./bus.js";
 export { lspciDump, lspciAddress } from "./lspci.js";
+export { makeExamplePf } from "./fixtures.js";
 export type { LspciAddress } from "./lspci.js";
 export * from "./regs.js";

@@ -61,7 +61,14 @@ export class MsixCapability {
     this.vectors = n;
     this.#table = new Uint8Array(n * PCI_MSIX_ENTRY_SIZE);
     this.#pba = new Uint8Array(Math.ceil(n / 64) * 8);
-    // Map the windows first so that a bad layout fails before the capability is linked.
+    // Check both windows before mapping either, so that a bad layout leaves the function untouched.
+    const tableEnd = opts.tableOffset + this.#table.length, pbaEnd = opts.pbaOffset + this.#pba.length;
+    if (tableEnd > (fn.barSize(opts.tableBar) ?? 0) || pbaEnd > (fn.barSize(opts.pbaBar) ?? 0)) {
+      throw new PciError("PCI_BAD_REGION", "MSI-X table or PBA leaves its BAR");
+    }
+    if (opts.tableBar === opts.pbaBar && opts.tableOffset < pbaEnd && opts.pbaOffset < tableEnd) {
+      throw new PciError("PCI_BAD_REGION", "MSI-X table and PBA overlap");
+    }
     fn.mapBarRegion(opts.tableBar, opts.tableOffset, this.#table.length, {
       read: (off, width) => this.#tableRead(off, width),
       write: (off, width, value) => this.#tableWrite(off, width, value),
