@@ -41,3 +41,4 @@ export {
   F_ACCESS_PLATFORM,
 } from "./vdpa.js";
 export type { VringAddress, VdpaEngineOptions } from "./vdpa.js";
+export { PcapTap } from "./tap.js";
