@@ -21,6 +21,11 @@ function mask(width: AccessWidth): number {
   return width === 4 ? 0xffff_ffff : width === 2 ? 0xffff : 0xff;
 }
 
+/** `value` cut to `width` bytes as an unsigned number (JS `&` yields a signed int32). */
+function cut(value: number, width: AccessWidth): number {
+  return (value & mask(width)) >>> 0;
+}
+
 export class ConfigRouter {
   constructor(
     private readonly native: NativeBus,
@@ -38,16 +43,16 @@ export class ConfigRouter {
     // (pci_cfg_space_size needs a PCIe capability), but answer 0 rather than garbage.
     if (offset >= 0x100) return 0;
     const dword = this.native.readDword(devfn, offset & ~3) >>> 0;
-    return (dword >>> ((offset & 3) * 8)) & mask(width);
+    return cut(dword >>> ((offset & 3) * 8), width);
   }
 
   write(bus: number, devfn: number, offset: number, width: AccessWidth, value: number): void {
     if (this.ownsPlatform(bus, devfn)) {
-      this.platform.configWrite(bus, devfn, offset, width, value & mask(width));
+      this.platform.configWrite(bus, devfn, offset, width, cut(value, width));
       return;
     }
     if (offset >= 0x100) return;
-    this.native.write(devfn, offset, width, value & mask(width));
+    this.native.write(devfn, offset, width, cut(value, width));
   }
 
   /** Decodes an ECAM address (PCIe Base §7.2.2: bus 27:20, device 19:15, function 14:12). */

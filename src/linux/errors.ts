@@ -23,8 +23,6 @@ export const LinuxErrorCode = {
   badCommand: "LINUX_BAD_COMMAND",
   /** An initramfs entry that cpio newc cannot represent (name, mode, size). */
   cpioInvalid: "LINUX_CPIO_INVALID",
-  /** A snapshot file that is truncated or does not match its key. */
-  snapshotInvalid: "LINUX_SNAPSHOT_INVALID",
 } as const;
 export type LinuxErrorCodeValue = (typeof LinuxErrorCode)[keyof typeof LinuxErrorCode];
 
