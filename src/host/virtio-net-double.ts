@@ -21,7 +21,7 @@ import type { VhostVdpaHandle } from "./vhost.js";
 /** The slice of the vhost-vdpa surface a driver-side double needs. */
 export type VhostLike = Pick<
   VhostVdpaHandle,
-  "getFeatures" | "setFeatures" | "getStatus" | "setStatus" | "setMemory" | "setVringNum" | "setVringAddr" | "setVringBase" | "setVringCall" | "setVringEnable" | "kick" | "getConfig" | "getVqsCount"
+  "getFeatures" | "setFeatures" | "getStatus" | "setStatus" | "setMemory" | "setVringNum" | "setVringAddr" | "setVringBase" | "setVringCall" | "setVringEnable" | "kick" | "getConfig" | "getVqsCount" | "setConfigCall"
 >;
 
 export interface VirtioNetDoubleOptions {
@@ -80,6 +80,7 @@ export class VirtioNetDouble {
     h.setFeatures(features);
     h.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
     h.setMemory(this.memory);
+    h.setConfigCall(() => this.interrupts.config++);
     const eventIdx = (features & bit(F_RING_EVENT_IDX)) !== 0n;
     this.#rx = SplitQueueDriver.allocate<number>(this.memory, this.#alloc, this.#size, { eventIdx, indirect: false });
     this.#tx = SplitQueueDriver.allocate<number>(this.memory, this.#alloc, this.#size, { eventIdx, indirect: false });
