@@ -1,0 +1,492 @@
+import { KernelError } from "../../base/index.js";
+import { GuestEndpointClient } from "../endpoint.js";
+import { K8sError } from "../errors.js";
+import { locateVf, netdevsOf, type VfLocation } from "../pci.js";
+import * as nl from "../rtnl.js";
+import { SUPPORTED_VERSIONS, netnsName, parseConf, parseEnv, type CniEnv, type NetConf, type VlanConf } from "./conf.js";
+import { CNI_CODES, CniError } from "./errors.js";
+import { execDelegateNegotiated as execDelegate, execDelegate as execDelegateOnce, type DelegateEnv } from "./ipam.js";
+import { networkOf, parseCidr, ipBytes } from "./ip.js";
+import { Rtnl } from "./netlink.js";
+import { allocPath, cachePath, listCacheEntries, readJson, removeFile, withLock, writeAtomic } from "./state.js";
+
+/**
+ * vpf-sriov, the CNI plugin (CNI spec 1.0.0 and 1.1.0) that gives a pod a VF of a guest's virtual
+ * PF, doing what SR-IOV CNI does (kubernetes.md §5) through the guest endpoint: sysfs lookups
+ * that know the virtio layout, VF configuration with RTM_SETLINK IFLA_VFINFO_LIST on the PF's
+ * netdev, the move into the pod's namespace with the rename in the same request, IPAM by the
+ * delegate named in `ipam.type`, and a cache that lets DEL restore everything and repeat.
+ */
+export interface CniOutcome {
+  readonly stdout: string;
+  readonly exitCode: number;
+}
+
+export const LOCK_TIMEOUT_MS = 10_000;
+
+/** What ADD changed on the VF, and what it found there first. */
+interface CacheEntry {
+  readonly kind: "vpf-sriov-cache";
+  readonly version: 1;
+  readonly network: string;
+  readonly containerId: string;
+  readonly ifname: string;
+  readonly netns: string;
+  readonly guestEndpoint: string;
+  readonly deviceID: string;
+  readonly pfNetdev: string;
+  readonly vfIndex: number;
+  readonly vfNetdev: string;
+  readonly vfMac: string | null;
+  readonly vfMtu: number | null;
+  readonly orig: nl.VfInfo;
+  readonly applied: Applied;
+  readonly ipamType: string | null;
+  readonly conf: string;
+}
+
+interface Applied {
+  readonly vlan?: VlanConf;
+  readonly mac?: string;
+  readonly rate?: { min: number; max: number };
+  readonly spoofchk?: boolean;
+  readonly trust?: boolean;
+  readonly linkState?: number;
+}
+
+function isCacheEntry(v: unknown): v is CacheEntry {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return o.kind === "vpf-sriov-cache" && o.version === 1 && typeof o.containerId === "string" && typeof o.ifname === "string" && typeof o.netns === "string" &&
+    typeof o.guestEndpoint === "string" && typeof o.deviceID === "string" && typeof o.vfNetdev === "string" && typeof o.vfIndex === "number" &&
+    typeof o.orig === "object" && o.orig !== null && typeof o.applied === "object" && o.applied !== null;
+}
+
+/** Runs one CNI invocation: env and stdin in, stdout text and exit status out. Never throws. */
+export async function runCni(envVars: Readonly<Record<string, string | undefined>>, stdin: string): Promise<CniOutcome> {
+  let version: string = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
+  try {
+    const env = parseEnv(envVars);
+    if (env.command === "VERSION") return { stdout: JSON.stringify(versionReply(stdin)), exitCode: 0 };
+    const conf = parseConf(stdin, env);
+    version = conf.cniVersion;
+    switch (env.command) {
+      case "ADD":
+        return { stdout: JSON.stringify(await cmdAdd(env, conf, stdin)), exitCode: 0 };
+      case "DEL":
+        await cmdDel(env, conf, stdin);
+        return { stdout: "", exitCode: 0 };
+      case "CHECK":
+        await cmdCheck(env, conf, stdin);
+        return { stdout: "", exitCode: 0 };
+      case "STATUS":
+        await cmdStatus(env, conf, stdin);
+        return { stdout: "", exitCode: 0 };
+      case "GC":
+        await cmdGc(env, conf, stdin);
+        return { stdout: "", exitCode: 0 };
+    }
+  } catch (e) {
+    return { stdout: JSON.stringify(errorJson(version, e)), exitCode: 1 };
+  }
+}
+
+function versionReply(stdin: string): Record<string, unknown> {
+  let asked: unknown;
+  try {
+    asked = (JSON.parse(stdin) as Record<string, unknown> | null)?.cniVersion;
+  } catch {
+    asked = undefined;
+  }
+  const v = typeof asked === "string" && (SUPPORTED_VERSIONS as readonly string[]).includes(asked) ? asked : SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1];
+  return { cniVersion: v, supportedVersions: [...SUPPORTED_VERSIONS] };
+}
+
+/** The spec's error object: {cniVersion, code, msg, details}. */
+export function errorJson(version: string, e: unknown): Record<string, unknown> {
+  let code: number = CNI_CODES.CNI_INTERNAL;
+  let details: Record<string, unknown> = {};
+  let kind = "CNI_INTERNAL";
+  if (e instanceof CniError) {
+    code = e.cniCode;
+    kind = e.code;
+    details = { ...e.details };
+  } else if (e instanceof KernelError) {
+    code = CNI_CODES.VPF_KERNEL_REFUSED;
+    kind = "VPF_KERNEL_REFUSED";
+    details = { ...e.details, errno: e.errno };
+  } else if (e instanceof K8sError) {
+    kind = e.code;
+    details = { ...e.details };
+    code = e.code === "K8S_NOT_A_VF" || e.code === "K8S_BAD_PCI_ADDRESS" ? CNI_CODES.VPF_NOT_A_VF
+      : e.code === "K8S_VF_BUSY" ? CNI_CODES.VPF_VF_BUSY
+      : e.code === "K8S_ENDPOINT" ? CNI_CODES.CNI_TRY_AGAIN_LATER
+      : e.code === "K8S_NETLINK" || e.code === "K8S_PROTOCOL" ? CNI_CODES.CNI_IO_FAILURE
+      : CNI_CODES.CNI_INTERNAL;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return { cniVersion: version, code, msg, details: JSON.stringify({ reason: kind, ...details }) };
+}
+
+function delegateEnv(env: CniEnv, command: string, containerId = env.containerId, ifname = env.ifname): DelegateEnv {
+  const args = [...env.args].map(([k, v]) => `${k}=${v}`).join(";");
+  return { command, containerId, netns: env.netns, ifname, args, path: env.path };
+}
+
+async function connect(path: string | undefined): Promise<GuestEndpointClient> {
+  if (path === undefined) throw new CniError("CNI_INVALID_CONFIG", "guestEndpoint: required (or set VPF_GUEST_ENDPOINT)", { details: { field: "guestEndpoint" } });
+  return GuestEndpointClient.connect(path);
+}
+
+function requireNetnsName(env: CniEnv): string {
+  const n = netnsName(env.netns);
+  if (n === undefined) throw new CniError("CNI_INVALID_ENV", `CNI_NETNS ${JSON.stringify(env.netns.slice(0, 80))} must be /run/netns/<name> or /var/run/netns/<name>`);
+  return n;
+}
+
+/** The settings of `conf` as IFLA_VF_* attributes, in SR-IOV CNI's order (VLAN, MAC, rate, spoofchk, trust, link state). */
+function vfAttrs(vf: number, a: Applied): nl.NlAttr[] {
+  const out: nl.NlAttr[] = [];
+  if (a.vlan !== undefined) out.push(nl.vfVlanAttr(vf, a.vlan.vlan, a.vlan.qos, a.vlan.proto));
+  if (a.mac !== undefined) out.push(nl.vfMacAttr(vf, a.mac));
+  if (a.rate !== undefined) out.push(nl.vfRateAttr(vf, a.rate.min, a.rate.max));
+  if (a.spoofchk !== undefined) out.push(nl.vfSpoofchkAttr(vf, a.spoofchk));
+  if (a.trust !== undefined) out.push(nl.vfTrustAttr(vf, a.trust));
+  if (a.linkState !== undefined) out.push(nl.vfLinkStateAttr(vf, a.linkState));
+  return out;
+}
+
+function wanted(conf: NetConf, orig: nl.VfInfo): Applied {
+  const rate = conf.minTxRate !== undefined || conf.maxTxRate !== undefined ? { min: conf.minTxRate ?? orig.minTxRate, max: conf.maxTxRate ?? orig.maxTxRate } : undefined;
+  return {
+    ...(conf.vlan === undefined ? {} : { vlan: conf.vlan }),
+    ...(conf.mac === undefined ? {} : { mac: conf.mac }),
+    ...(rate === undefined ? {} : { rate }),
+    ...(conf.spoofchk === undefined ? {} : { spoofchk: conf.spoofchk }),
+    ...(conf.trust === undefined ? {} : { trust: conf.trust }),
+    ...(conf.linkState === undefined ? {} : { linkState: conf.linkState }),
+  };
+}
+
+/**
+ * What to write back on DEL or rollback: every applied field at its prior value, and the admin
+ * MAC always (SR-IOV CNI resets it even when it was 00:00:00:00:00:00, kubernetes.md §5 DEL 4).
+ */
+function restoring(orig: nl.VfInfo, a: Applied): Applied {
+  return {
+    ...(a.vlan === undefined ? {} : { vlan: { vlan: orig.vlan, qos: orig.qos, proto: orig.vlanProto } }),
+    mac: orig.mac,
+    ...(a.rate === undefined ? {} : { rate: { min: orig.minTxRate, max: orig.maxTxRate } }),
+    ...(a.spoofchk === undefined || orig.spoofchk < 0 ? {} : { spoofchk: orig.spoofchk !== 0 }),
+    ...(a.trust === undefined || orig.trust < 0 ? {} : { trust: orig.trust !== 0 }),
+    ...(a.linkState === undefined ? {} : { linkState: orig.linkState }),
+  };
+}
+
+interface IpamResult {
+  ips: { address: string; gateway?: string }[];
+  routes: { dst: string; gw?: string }[];
+  dns: unknown;
+}
+
+function checkIpamResult(v: unknown): IpamResult {
+  const bad = (what: string): never => {
+    throw new CniError("VPF_IPAM_FAILED", `IPAM result: ${what}`);
+  };
+  if (typeof v !== "object" || v === null) return bad("not an object");
+  const o = v as Record<string, unknown>;
+  const ips = o.ips ?? [];
+  const routes = o.routes ?? [];
+  if (!Array.isArray(ips) || !Array.isArray(routes)) return bad("ips and routes must be lists");
+  return {
+    ips: ips.map((x: unknown) => {
+      const i = x as Record<string, unknown>;
+      if (typeof i.address !== "string" || parseCidr(i.address) === undefined) return bad("bad ips[].address");
+      if (i.gateway !== undefined && (typeof i.gateway !== "string" || ipBytes(i.gateway) === undefined)) return bad("bad ips[].gateway");
+      return { address: i.address, ...(typeof i.gateway === "string" ? { gateway: i.gateway } : {}) };
+    }),
+    routes: routes.map((x: unknown) => {
+      const r = x as Record<string, unknown>;
+      if (typeof r.dst !== "string" || parseCidr(r.dst) === undefined) return bad("bad routes[].dst");
+      if (r.gw !== undefined && (typeof r.gw !== "string" || ipBytes(r.gw) === undefined)) return bad("bad routes[].gw");
+      return { dst: r.dst, ...(typeof r.gw === "string" ? { gw: r.gw } : {}) };
+    }),
+    dns: o.dns,
+  };
+}
+
+async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record<string, unknown>> {
+  if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
+  const ns = requireNetnsName(env);
+  const client = await connect(conf.guestEndpoint);
+  try {
+    const namespaces = await client.netnsList();
+    if (!namespaces.includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
+    const loc = await locateVf(client, conf.deviceID);
+    return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces));
+  } finally {
+    client.close();
+  }
+}
+
+async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: GuestEndpointClient, loc: VfLocation, ns: string, namespaces: string[]): Promise<Record<string, unknown>> {
+  const alloc = await readJson(allocPath(conf.dataDir, loc.vf));
+  if (typeof alloc === "object" && alloc !== null) {
+    const holder = netnsName(String((alloc as Record<string, unknown>).netns));
+    if (holder !== undefined && namespaces.includes(holder)) {
+      throw new K8sError("K8S_VF_BUSY", `VF ${loc.vf} is already allocated to namespace ${holder}`, { details: { vf: loc.vf, netns: holder } });
+    }
+  }
+  await removeFile(allocPath(conf.dataDir, loc.vf)); // stale: its namespace is gone
+  const vfNetdev = (await netdevsOf(client, loc.vf))[0];
+  if (vfNetdev === undefined) throw new K8sError("K8S_NOT_A_VF", `VF ${loc.vf} has no netdev in the initial namespace`, { details: { vf: loc.vf } });
+
+  const rtnl = new Rtnl(client);
+  const pf = await rtnl.getLink(null, { name: loc.pfNetdev }, true);
+  const orig = pf.vfs?.find((v) => v.vf === loc.vfIndex);
+  if (orig === undefined) throw new KernelError("EOPNOTSUPP", `failed to find vf ${loc.vfIndex}: ${loc.pfNetdev} reports no VF information (IFLA_VFINFO_LIST)`, { details: { pf: loc.pfNetdev, vf: loc.vfIndex } });
+  const vfLink = await rtnl.getLink(null, { name: vfNetdev });
+  const applied = wanted(conf, orig);
+  const undo: (() => Promise<void>)[] = [];
+  try {
+    const set = vfAttrs(loc.vfIndex, applied);
+    if (set.length > 0) {
+      undo.push(() => rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(loc.vfIndex, restoring(orig, applied)))]));
+      await rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(set)]);
+    }
+    // Down, into the pod's namespace, renamed to CNI_IFNAME there: one request, as do_setlink
+    // renames inside dev_change_net_namespace, so the name never collides in the initial namespace.
+    const podFd = await client.netnsOpen(ns);
+    await rtnl.setLink(null, vfLink.index, [nl.attrU32(nl.IFLA_NET_NS_FD, podFd), nl.attrStr(nl.IFLA_IFNAME, env.ifname)], 0, nl.IFF_UP);
+    await client.netnsClose(podFd);
+    undo.push(async () => {
+      const initFd = await client.netnsOpen(null);
+      const l = await rtnl.getLink(ns, { name: env.ifname });
+      await rtnl.setLink(ns, l.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, vfNetdev)], 0, nl.IFF_UP);
+      if (vfLink.mac !== undefined) await rtnl.setLink(null, l.index, [nl.attr(nl.IFLA_ADDRESS, nl.macBytes(vfLink.mac))]);
+    });
+    const pod = await rtnl.getLink(ns, { name: env.ifname });
+    const up: nl.NlAttr[] = conf.mac === undefined ? [] : [nl.attr(nl.IFLA_ADDRESS, nl.macBytes(conf.mac))];
+    await rtnl.setLink(ns, pod.index, up, nl.IFF_UP, nl.IFF_UP);
+    const mac = conf.mac ?? pod.mac ?? "";
+
+    let ipam: IpamResult | undefined;
+    if (conf.ipamType !== undefined) {
+      const ipamType = conf.ipamType;
+      const raw = await execDelegate(ipamType, delegateEnv(env, "ADD"), stdin);
+      undo.push(async () => {
+        await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin);
+      });
+      ipam = checkIpamResult(raw);
+      for (const ip of ipam.ips) {
+        const c = parseCidr(ip.address)!;
+        await rtnl.addAddress(ns, pod.index, c.addr.length === 4 ? nl.AF_INET : nl.AF_INET6, c.addr, c.prefixlen);
+      }
+      for (const r of ipam.routes) {
+        const c = parseCidr(r.dst)!;
+        const gwText = r.gw ?? ipam.ips.find((i) => (parseCidr(i.address)?.addr.length ?? 0) === c.addr.length)?.gateway;
+        const gw = gwText === undefined ? undefined : ipBytes(gwText);
+        await rtnl.addRoute(ns, pod.index, c.addr.length === 4 ? nl.AF_INET : nl.AF_INET6, networkOf(c.addr, c.prefixlen), c.prefixlen, gw);
+      }
+    }
+
+    const result = buildResult(conf, env, mac, pod.mtu, loc.vf, ipam);
+    const entry: CacheEntry = {
+      kind: "vpf-sriov-cache", version: 1, network: conf.name, containerId: env.containerId, ifname: env.ifname, netns: env.netns,
+      guestEndpoint: client.path, deviceID: loc.vf, pfNetdev: loc.pfNetdev, vfIndex: loc.vfIndex, vfNetdev,
+      vfMac: vfLink.mac ?? null, vfMtu: vfLink.mtu ?? null, orig, applied, ipamType: conf.ipamType ?? null, conf: stdin,
+    };
+    await writeAtomic(cachePath(conf.dataDir, env.containerId, env.ifname), JSON.stringify(entry));
+    await writeAtomic(allocPath(conf.dataDir, loc.vf), JSON.stringify({ netns: env.netns, containerId: env.containerId, ifname: env.ifname }));
+    return result;
+  } catch (e) {
+    // Roll back in reverse so no half-configured VF and no leaked address remain (DESIGN.md §3.6).
+    for (const u of undo.reverse()) await u().catch(() => undefined);
+    throw e;
+  }
+}
+
+function buildResult(conf: NetConf, env: CniEnv, mac: string, mtu: number | undefined, pciID: string, ipam: IpamResult | undefined): Record<string, unknown> {
+  const prev = conf.prevResult;
+  const prevIfs = Array.isArray(prev?.interfaces) ? (prev.interfaces as unknown[]) : [];
+  const iface: Record<string, unknown> = { name: env.ifname, mac, sandbox: env.netns };
+  if (conf.cniVersion === "1.1.0") {
+    if (mtu !== undefined) iface.mtu = mtu;
+    iface.pciID = pciID;
+  }
+  const idx = prevIfs.length;
+  const ips = [...(Array.isArray(prev?.ips) ? (prev.ips as unknown[]) : []), ...(ipam?.ips ?? []).map((i) => ({ ...i, interface: idx }))];
+  const routes = [...(Array.isArray(prev?.routes) ? (prev.routes as unknown[]) : []), ...(ipam?.routes ?? [])];
+  const out: Record<string, unknown> = { cniVersion: conf.cniVersion, interfaces: [...prevIfs, iface], ips, routes };
+  const dns = ipam?.dns ?? prev?.dns;
+  if (dns !== undefined) out.dns = dns;
+  return out;
+}
+
+async function loadEntry(conf: NetConf, containerId: string, ifname: string): Promise<CacheEntry | undefined> {
+  const v = await readJson(cachePath(conf.dataDir, containerId, ifname));
+  return isCacheEntry(v) ? v : undefined;
+}
+
+async function cmdDel(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+  const entry = await loadEntry(conf, env.containerId, env.ifname);
+  if (entry === undefined) {
+    // Nothing of ours is left (never added, or already deleted): DEL still succeeds, and IPAM
+    // gets its DEL, which is idempotent too, so an address from a half-done ADD is freed.
+    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
+    return;
+  }
+  await release(entry, conf, async () => {
+    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
+  });
+}
+
+/** Gives a VF back: VF settings restored on the PF, netdev home with its name, MAC and MTU; state files removed. */
+async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<void>): Promise<void> {
+  const client = await GuestEndpointClient.connect(entry.guestEndpoint);
+  try {
+    await withLock(`${allocPath(conf.dataDir, entry.deviceID)}.lock`, LOCK_TIMEOUT_MS, async () => {
+      const rtnl = new Rtnl(client);
+      let vfPresent = true;
+      try {
+        await locateVf(client, entry.deviceID);
+      } catch (e) {
+        if (!(e instanceof K8sError && e.code === "K8S_NOT_A_VF")) throw e;
+        vfPresent = false; // the VF is gone (VFs disabled): nothing to restore on it
+      }
+      if (vfPresent) {
+        const pf = await rtnl.getLink(null, { name: entry.pfNetdev });
+        await rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(entry.vfIndex, restoring(entry.orig, entry.applied)))]);
+        const ns = netnsName(entry.netns);
+        if (ns !== undefined && (await client.netnsList()).includes(ns)) {
+          let pod: { index: number } | undefined;
+          try {
+            pod = await rtnl.getLink(ns, { name: entry.ifname });
+          } catch (e) {
+            if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
+          }
+          if (pod !== undefined) {
+            const initFd = await client.netnsOpen(null);
+            await rtnl.setLink(ns, pod.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev)], 0, nl.IFF_UP);
+            await client.netnsClose(initFd);
+          }
+        }
+        // Wherever it came back from (our move, or the kernel returning it when the namespace
+        // died), put name, MAC and MTU back as ADD found them.
+        const home = (await netdevsOf(client, entry.deviceID))[0];
+        if (home !== undefined) {
+          const l = await rtnl.getLink(null, { name: home });
+          const attrs: nl.NlAttr[] = [];
+          if (home !== entry.vfNetdev) attrs.push(nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev));
+          if (entry.vfMac !== null && entry.vfMac !== l.mac) attrs.push(nl.attr(nl.IFLA_ADDRESS, nl.macBytes(entry.vfMac)));
+          if (entry.vfMtu !== null && entry.vfMtu !== l.mtu) attrs.push(nl.attrU32(nl.IFLA_MTU, entry.vfMtu));
+          if (attrs.length > 0) await rtnl.setLink(null, l.index, attrs, 0, l.up && home !== entry.vfNetdev ? nl.IFF_UP : 0);
+        }
+      }
+      await ipamDel();
+      const alloc = await readJson(allocPath(conf.dataDir, entry.deviceID));
+      if (typeof alloc === "object" && alloc !== null && (alloc as Record<string, unknown>).containerId === entry.containerId) await removeFile(allocPath(conf.dataDir, entry.deviceID));
+      await removeFile(cachePath(conf.dataDir, entry.containerId, entry.ifname));
+    });
+  } finally {
+    client.close();
+  }
+}
+
+function checkFail(msg: string, details?: Record<string, unknown>): CniError {
+  return new CniError("VPF_CHECK_FAILED", msg, details === undefined ? undefined : { details });
+}
+
+async function cmdCheck(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+  const prev = conf.prevResult;
+  if (prev === undefined) throw new CniError("CNI_INVALID_CONFIG", "prevResult: required for CHECK", { details: { field: "prevResult" } });
+  const entry = await loadEntry(conf, env.containerId, env.ifname);
+  if (entry === undefined) throw checkFail(`no attachment of ${env.containerId}/${env.ifname} is recorded`);
+  const ns = requireNetnsName(env);
+  const client = await GuestEndpointClient.connect(entry.guestEndpoint);
+  try {
+    if (!(await client.netnsList()).includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
+    const rtnl = new Rtnl(client);
+    let link;
+    try {
+      link = await rtnl.getLink(ns, { name: env.ifname });
+    } catch (e) {
+      if (e instanceof KernelError && e.errno === "ENODEV") throw checkFail(`${env.ifname} is missing from ${ns}`);
+      throw e;
+    }
+    const ifs = Array.isArray(prev.interfaces) ? (prev.interfaces as Record<string, unknown>[]) : [];
+    const idx = ifs.findIndex((i) => typeof i === "object" && i !== null && i.name === env.ifname && i.sandbox === env.netns);
+    if (idx < 0) throw checkFail(`prevResult has no interface ${env.ifname} in ${env.netns}`);
+    const want = ifs[idx]!.mac;
+    if (typeof want === "string" && want.toLowerCase() !== link.mac) throw checkFail(`${env.ifname} has MAC ${link.mac ?? "none"}, prevResult says ${want}`);
+    const pf = await rtnl.getLink(null, { name: entry.pfNetdev }, true);
+    const vf = pf.vfs?.find((v) => v.vf === entry.vfIndex);
+    if (vf === undefined) throw checkFail(`VF ${entry.vfIndex} of ${entry.pfNetdev} is gone`);
+    const a = entry.applied;
+    const diffs: string[] = [];
+    if (a.vlan !== undefined && (vf.vlan !== a.vlan.vlan || vf.qos !== a.vlan.qos || vf.vlanProto !== a.vlan.proto)) diffs.push("vlan");
+    if (a.mac !== undefined && vf.mac !== a.mac) diffs.push("mac");
+    if (a.rate !== undefined && (vf.minTxRate !== a.rate.min || vf.maxTxRate !== a.rate.max)) diffs.push("rate");
+    if (a.spoofchk !== undefined && vf.spoofchk !== (a.spoofchk ? 1 : 0)) diffs.push("spoofchk");
+    if (a.trust !== undefined && vf.trust !== (a.trust ? 1 : 0)) diffs.push("trust");
+    if (a.linkState !== undefined && vf.linkState !== a.linkState) diffs.push("link_state");
+    if (diffs.length > 0) throw checkFail(`VF ${entry.vfIndex} settings differ from the configuration: ${diffs.join(", ")}`, { fields: diffs });
+    const have = await rtnl.addresses(ns, link.index);
+    for (const ip of Array.isArray(prev.ips) ? (prev.ips as Record<string, unknown>[]) : []) {
+      if (typeof ip !== "object" || ip === null || ip.interface !== idx || typeof ip.address !== "string") continue;
+      const c = parseCidr(ip.address);
+      if (c === undefined) throw checkFail(`prevResult address ${ip.address.slice(0, 60)} is not a CIDR`);
+      if (!have.some((h) => h.prefixlen === c.prefixlen && h.addr.length === c.addr.length && h.addr.every((b, i) => b === c.addr[i]))) throw checkFail(`${env.ifname} lacks address ${ip.address}`);
+    }
+  } finally {
+    client.close();
+  }
+  if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "CHECK"), stdin);
+}
+
+/** Whether a delegate speaks CNI 1.1.0 (and so knows STATUS and GC), from its VERSION answer. */
+async function delegateSpeaks11(type: string, env: CniEnv): Promise<boolean> {
+  const v = await execDelegateOnce(type, delegateEnv(env, "VERSION"), JSON.stringify({ cniVersion: "1.1.0" }));
+  const list = typeof v === "object" && v !== null ? (v as Record<string, unknown>).supportedVersions : undefined;
+  return Array.isArray(list) && list.includes("1.1.0");
+}
+
+function need11(conf: NetConf, verb: string): void {
+  if (conf.cniVersion !== "1.1.0") throw new CniError("CNI_INCOMPATIBLE_VERSION", `${verb} needs cniVersion 1.1.0, got ${conf.cniVersion}`);
+}
+
+async function cmdStatus(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+  need11(conf, "STATUS");
+  try {
+    const client = await connect(conf.guestEndpoint);
+    try {
+      await client.hello();
+    } finally {
+      client.close();
+    }
+  } catch (e) {
+    if (e instanceof CniError) throw e;
+    throw new CniError("CNI_NOT_AVAILABLE", `guest endpoint not available: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (conf.ipamType !== undefined && (await delegateSpeaks11(conf.ipamType, env))) await execDelegate(conf.ipamType, delegateEnv(env, "STATUS"), stdin);
+}
+
+async function cmdGc(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+  need11(conf, "GC");
+  const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
+  const failures: string[] = [];
+  // GC goes on past errors (CNI spec GC) and reports them together at the end.
+  for (const path of await listCacheEntries(conf.dataDir)) {
+    const v = await readJson(path);
+    if (!isCacheEntry(v) || v.network !== conf.name || valid.has(`${v.containerId}\0${v.ifname}`)) continue;
+    try {
+      await release(v, conf, async () => {
+        if (v.ipamType !== null) await execDelegate(v.ipamType, { ...delegateEnv(env, "DEL", v.containerId, v.ifname), netns: v.netns }, v.conf);
+      });
+    } catch (e) {
+      failures.push(`${v.containerId}/${v.ifname}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (conf.ipamType !== undefined && (await delegateSpeaks11(conf.ipamType, env))) await execDelegate(conf.ipamType, delegateEnv(env, "GC"), stdin);
+  if (failures.length > 0) throw new CniError("CNI_IO_FAILURE", `GC could not release ${failures.length} attachment(s): ${failures.join("; ")}`, { details: { failures } });
+}
