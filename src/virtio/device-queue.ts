@@ -70,6 +70,7 @@ export class SplitQueueDevice {
   #signalled = 0;
   #signalledValid = false;
   #broken: VirtqueueError | undefined;
+  #notifyOn = true;
   #onViolation: ((e: VirtqueueError) => void) | undefined;
   readonly stats: DeviceQueueStats = { chains: 0, descriptors: 0, usedEntries: 0, interruptsSent: 0, interruptsSuppressed: 0, violations: {} };
 
@@ -203,6 +204,9 @@ export class SplitQueueDevice {
       i = next;
     }
     this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
+    // As QEMU's virtqueue_pop: with EVENT_IDX and notifications wanted, keep avail_event at the
+    // next slot, so the driver notifies for the very next buffer (§2.7.10).
+    if (this.eventIdx && this.#notifyOn) mem.writeU16(this.#availEventAddr, this.#lastAvail);
     this.stats.chains++;
     this.stats.descriptors += total;
     return { head, readable, writable, readableLen, writableLen, descriptors: total };
@@ -260,6 +264,7 @@ export class SplitQueueDevice {
 
   /** Asks the driver not to notify (while the device is polling anyway). */
   disableNotification(): void {
+    this.#notifyOn = false;
     if (this.#broken !== undefined || this.eventIdx) return; // with EVENT_IDX: leave avail_event behind
     this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) | VIRTQ_USED_F_NO_NOTIFY);
   }
@@ -269,6 +274,7 @@ export class SplitQueueDevice {
    * meanwhile, so the caller must poll again instead of sleeping (the race vhost_enable_notify closes).
    */
   enableNotification(): boolean {
+    this.#notifyOn = true;
     if (this.#broken !== undefined) return false;
     if (this.eventIdx) this.#mem.writeU16(this.#availEventAddr, this.#lastAvail);
     else this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) & ~VIRTQ_USED_F_NO_NOTIFY);
