@@ -1,0 +1,338 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { GuestKernel } from "./kernel.js";
+import { TestMachine } from "./test-machine.js";
+import { SysError } from "./errors.js";
+import { kstrtou16, kstrtobool } from "./pci-core.js";
+import * as ip from "./iproute.js";
+import { VIRTIO_F_SR_IOV } from "./virtio-pci.js";
+
+const PF = "/sys/bus/pci/devices/0000:01:00.0";
+
+function boot(opts: ConstructorParameters<typeof TestMachine>[0] = {}): { m: TestMachine; k: GuestKernel } {
+  const m = new TestMachine(opts);
+  const k = GuestKernel.boot({ platform: m.platform, memory: m.memory });
+  return { m, k };
+}
+
+function errno(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SysError) return e.errno;
+    if (e instanceof Error && "code" in e) return String(e.code);
+    throw e;
+  }
+  return "OK";
+}
+
+test("enumeration: root port numbered, ARI forwarding on, PF found with 4096-byte config and BARs in the window", () => {
+  const { m, k } = boot();
+  const names = k.pci.devices.map((d) => d.name);
+  assert.deepEqual(names, ["0000:00:01.0", "0000:01:00.0"]);
+  const port = k.pci.devices[0]!;
+  assert.equal(port.secondary, 1);
+  assert.equal(port.ariForwarding, true);
+  const pf = k.pci.devices[1]!;
+  assert.equal(pf.cfgSize, 4096);
+  const bar = pf.bars[0]!;
+  assert.ok(bar.address >= m.bus.mmioWindow.base && bar.address + bar.size <= m.bus.mmioWindow.base + m.bus.mmioWindow.size);
+  assert.equal(bar.size, 0x4000);
+  assert.equal(k.sysfs().readBytes(`${PF}/config`).length, 4096);
+});
+
+test("sriov_init: page size, ARI hierarchy, NumVFs probed back to 0, sysfs values", () => {
+  const { m, k } = boot();
+  const s = k.sysfs();
+  assert.equal(s.read(`${PF}/sriov_totalvfs`), "8\n");
+  assert.equal(s.read(`${PF}/sriov_numvfs`), "0\n");
+  assert.equal(s.read(`${PF}/sriov_offset`), "1\n");
+  assert.equal(s.read(`${PF}/sriov_stride`), "1\n");
+  assert.equal(s.read(`${PF}/sriov_vf_device`), "1041\n");
+  assert.equal(s.read(`${PF}/sriov_drivers_autoprobe`), "1\n");
+  const sr = m.sriov!;
+  const pos = m.pf.findExtendedCapability(0x10)!;
+  assert.equal(m.pf.configRead(pos + 0x10, 2), 0, "NumVFs written back to 0 after compute_max_vf_buses");
+  assert.equal(m.pf.configRead(pos + 0x20, 4), 1, "System Page Size 4 KiB");
+  assert.equal(m.pf.configRead(pos + 0x08, 2) & 0x10, 0x10, "ARI Capable Hierarchy set below an ARI-forwarding port");
+  assert.equal(sr.totalVfs, 8);
+});
+
+test("sriov_numvfs: Linux's parse and range rules", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "abc")), "EINVAL");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "70000")), "ERANGE");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "9")), "ERANGE");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "0")), "OK", "same value is a no-op");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "0x4\n")), "OK");
+  assert.equal(s.read(`${PF}/sriov_numvfs`), "4\n");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "4")), "OK");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "2")), "EBUSY");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "0")), "OK");
+  assert.equal(k.pci.devices.length, 2);
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "8")), "OK");
+  assert.equal(k.initNs.list().length, 1 + 1 + 8);
+});
+
+test("kstrtou16 and kstrtobool follow the kernel helpers", () => {
+  assert.equal(kstrtou16("+12\n"), 12);
+  assert.equal(kstrtou16("017"), 15);
+  assert.equal(kstrtou16("0"), 0);
+  assert.equal(errno(() => kstrtou16("")), "EINVAL");
+  assert.equal(errno(() => kstrtou16("1 ")), "EINVAL");
+  assert.equal(errno(() => kstrtou16("65536")), "ERANGE");
+  assert.equal(kstrtobool("on"), true);
+  assert.equal(kstrtobool("N"), false);
+  assert.equal(errno(() => kstrtobool("x")), "EINVAL");
+});
+
+test("VFs appear at the computed routing IDs with virtfnN, physfn, driver and virtio nesting", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  s.write(`${PF}/sriov_numvfs`, "4");
+  assert.deepEqual(
+    k.pci.devices.map((d) => d.name),
+    ["0000:00:01.0", "0000:01:00.0", "0000:01:00.1", "0000:01:00.2", "0000:01:00.3", "0000:01:00.4"],
+  );
+  for (let i = 0; i < 4; i++) {
+    assert.equal(s.readlink(`${PF}/virtfn${i}`), `../0000:01:00.${i + 1}`);
+    assert.equal(s.readlink(`/sys/bus/pci/devices/0000:01:00.${i + 1}/physfn`), "../0000:01:00.0");
+    assert.equal(s.read(`/sys/bus/pci/devices/0000:01:00.${i + 1}/vendor`), "0x1af4\n");
+  }
+  assert.equal(s.readlink(`${PF}/driver`), "../../../../bus/pci/drivers/virtio-pci");
+  assert.equal(s.readlink("/sys/bus/pci/devices/0000:01:00.0"), "../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0");
+  // Netdevs: eth0 for the PF, eth1..eth4 for the VFs in probe order, under virtioN/net.
+  assert.deepEqual(s.list("/sys/class/net"), ["eth0", "eth1", "eth2", "eth3", "eth4", "lo"]);
+  assert.deepEqual(s.list("/sys/bus/pci/devices/0000:01:00.2/virtio2/net"), ["eth2"]);
+  assert.equal(s.readlink("/sys/class/net/eth1"), "../../devices/pci0000:00/0000:00:01.0/0000:01:00.1/virtio1/net/eth1");
+  assert.equal(s.readlink("/sys/class/net/eth1/device"), "../../../virtio1");
+  assert.equal(s.realpath("/sys/class/net/eth0/device/.."), "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0");
+  // The virtio nesting breaks sriov-cni's lookups exactly as on Linux (kubernetes.md §6).
+  assert.equal(errno(() => s.read("/sys/class/net/eth0/device/sriov_numvfs")), "ENOENT");
+  assert.equal(s.read("/sys/class/net/eth0/device/../sriov_numvfs"), "4\n");
+  assert.equal(errno(() => s.list("/sys/bus/pci/devices/0000:01:00.1/net")), "ENOENT");
+  const change = k.uevents.filter((e) => e.action === "change");
+  assert.equal(change.length, 1);
+  assert.equal(change[0]!.devpath, "/devices/pci0000:00/0000:00:01.0/0000:01:00.0");
+});
+
+test("sysfs errors are Linux's", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  assert.equal(errno(() => s.read("/sys/nope")), "ENOENT");
+  assert.equal(errno(() => s.read(PF)), "EISDIR");
+  assert.equal(errno(() => s.list(`${PF}/vendor`)), "ENOTDIR");
+  assert.equal(errno(() => s.read(`${PF}/vendor/x`)), "ENOTDIR");
+  assert.equal(errno(() => s.write(`${PF}/vendor`, "1")), "EACCES");
+  assert.equal(errno(() => s.readlink(`${PF}/vendor`)), "EINVAL");
+  assert.equal(errno(() => s.read("/sys/class/net/eth0/carrier")), "EINVAL", "carrier of a down device");
+  assert.equal(errno(() => s.read("/sys/bus/pci/drivers/virtio-pci/unbind")), "EACCES");
+  // The endpoint-facing methods convert to base KernelErrors with errno codes.
+  assert.throws(() => k.sysfsRead("/sys/nope"), (e: unknown) => e instanceof Error && "errno" in e && e.errno === "ENOENT");
+});
+
+test("sriov_numvfs without a driver is ENOENT; unbind of the PF disables its VFs", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  s.write(`${PF}/sriov_numvfs`, "2");
+  s.write("/sys/bus/pci/drivers/virtio-pci/unbind", "0000:01:00.0");
+  assert.equal(s.read(`${PF}/sriov_numvfs`), "0\n");
+  assert.equal(errno(() => s.readlink(`${PF}/driver`)), "ENOENT");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "2")), "ENOENT");
+  s.write("/sys/bus/pci/drivers/virtio-pci/bind", "0000:01:00.0");
+  assert.equal(errno(() => s.write(`${PF}/sriov_numvfs`, "2")), "OK");
+});
+
+test("virtio_pci sriov_configure: EBUSY without DRIVER_OK, EINVAL without VIRTIO_F_SR_IOV", () => {
+  const { k } = boot();
+  const pf = k.pci.find("0000:01:00.0")!;
+  const vdev = k.virtioPci.devices.get(pf)!;
+  assert.ok(vdev.has(VIRTIO_F_SR_IOV));
+  vdev.features &= ~(1n << 37n);
+  assert.equal(errno(() => k.sysfs().write(`${PF}/sriov_numvfs`, "1")), "EINVAL");
+  vdev.features |= 1n << 37n;
+  vdev.reset();
+  assert.equal(errno(() => k.sysfs().write(`${PF}/sriov_numvfs`, "1")), "EBUSY");
+});
+
+test("a PF without SR-IOV capability has no sriov files and no bit 37", () => {
+  const { k } = boot({ sriov: false });
+  assert.equal(errno(() => k.sysfs().read(`${PF}/sriov_numvfs`)), "ENOENT");
+  const vdev = k.virtioPci.devices.get(k.pci.find("0000:01:00.0")!)!;
+  assert.equal(vdev.has(VIRTIO_F_SR_IOV), false);
+});
+
+test("sriov_drivers_autoprobe 0 leaves new VFs unbound and without netdevs", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  s.write(`${PF}/sriov_drivers_autoprobe`, "0");
+  s.write(`${PF}/sriov_numvfs`, "2");
+  assert.equal(errno(() => s.readlink("/sys/bus/pci/devices/0000:01:00.1/driver")), "ENOENT");
+  assert.deepEqual(s.list("/sys/class/net"), ["eth0", "lo"]);
+  s.write("/sys/bus/pci/drivers/virtio-pci/bind", "0000:01:00.2");
+  assert.deepEqual(s.list("/sys/class/net"), ["eth0", "eth1", "lo"]);
+});
+
+test("rtnetlink: link dump with RTEXT_FILTER_VF reports IFLA_NUM_VF and IFLA_VFINFO_LIST", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "3");
+  const r = ip.parseReplies(k.netlink(ip.getLinkRequest()));
+  assert.equal(r.done, true);
+  assert.deepEqual(r.links.map((l) => l.name), ["lo", "eth0", "eth1", "eth2", "eth3"]);
+  const eth0 = r.links[1]!;
+  assert.equal(eth0.numVf, 3);
+  assert.equal(eth0.vfs?.length, 3);
+  assert.equal(eth0.vfs?.[1]?.mac, "52:54:00:00:01:02");
+  assert.equal(eth0.vfs?.[1]?.spoofchk, 1);
+  assert.equal(r.links[2]!.numVf, 0, "a VF's netdev has no VFs");
+  const single = ip.parseReplies(k.netlink(ip.getLinkRequest("eth0", false)));
+  assert.equal(single.links.length, 1);
+  assert.equal(single.links[0]!.numVf, undefined, "no IFLA_NUM_VF without RTEXT_FILTER_VF");
+  assert.equal(ip.parseReplies(k.netlink(ip.getLinkRequest("nosuch"))).error, -19);
+});
+
+test("rtnetlink: VF settings through IFLA_VFINFO_LIST reach the device; refusals are negative errnos", () => {
+  const { m, k } = boot({ vlanAllow: [100] });
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  const eth0 = k.initNs.byName("eth0")!.ifindex;
+  const ok = (req: Uint8Array): number => ip.parseReplies(k.netlink(req)).error;
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { vlan: 100, qos: 3 })), 0);
+  assert.equal(m.vfConfigs.get(1)!.vlan, 100);
+  assert.equal(m.vfConfigs.get(1)!.qos, 3);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { vlan: 200 })), -1, "EPERM from host policy");
+  assert.equal(m.vfConfigs.get(1)!.vlan, 100, "nothing changed");
+  assert.equal(ok(ip.setVfRequest(eth0, 1, { vlan: 100, proto: 0x88a8 })), 0);
+  assert.equal(m.vfConfigs.get(2)!.vlanProto, 0x88a8);
+  assert.equal(ok(ip.setVfRequest(eth0, 1, { vlan: 4096 })), -22);
+  assert.equal(ok(ip.setVfRequest(eth0, 1, { vlan: 5, proto: 0x1234 })), -93);
+  assert.equal(ok(ip.setVfRequest(eth0, 5, { vlan: 100 })), -22, "no such VF");
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { mac: "01:00:00:00:00:01" })), -22, "multicast MAC");
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { mac: "02:aa:bb:cc:dd:ee" })), 0);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { spoofchk: false })), 0);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { trust: true })), 0);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { state: 2 })), 0);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { minTxRate: 10, maxTxRate: 100 })), 0);
+  assert.equal(ok(ip.setVfRequest(eth0, 0, { minTxRate: 100, maxTxRate: 10 })), -22);
+  const vf0 = ip.parseReplies(k.netlink(ip.getLinkRequest("eth0"))).links[0]!.vfs![0]!;
+  assert.deepEqual(
+    { mac: vf0.mac, vlan: vf0.vlan, qos: vf0.qos, spoofchk: vf0.spoofchk, trust: vf0.trust, linkState: vf0.linkState, min: vf0.minTxRate, max: vf0.maxTxRate },
+    { mac: "02:aa:bb:cc:dd:ee", vlan: 100, qos: 3, spoofchk: 0, trust: 1, linkState: 2, min: 10, max: 100 },
+  );
+  const eth1 = k.initNs.byName("eth1")!.ifindex;
+  assert.equal(ok(ip.setVfRequest(eth1, 0, { vlan: 100 })), -95, "a VF netdev has no admin queue, so no VF ops");
+});
+
+test("rtnetlink: up/down, rename, MAC, MTU, namespace moves and addresses", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  const run = (req: Uint8Array, ctx = {}): number => ip.parseReplies(k.netlink(req, ctx)).error;
+  const eth1 = k.initNs.byName("eth1")!;
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { up: true })), 0);
+  assert.equal(eth1.isUp, true);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { name: "vf0" })), -16, "rename while up");
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { up: false })), 0);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { name: "eth2" })), -17);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { name: "bad/name" })), -22);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { name: "vf0" })), 0);
+  assert.equal(eth1.name, "vf0");
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { mac: "02:00:00:00:00:99" })), 0);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { mac: "01:00:00:00:00:99" })), -99);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { mtu: 70000 })), -22);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { mtu: 1400 })), 0);
+  k.netnsAdd("pod1");
+  assert.equal(errno(() => k.netnsAdd("pod1")), "EEXIST");
+  const nsFd = (fd: number): string | null | undefined => (fd === 7 ? "pod1" : undefined);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { netnsFd: 9 }), { nsFd }), -9);
+  assert.equal(run(ip.setLinkRequest(eth1.ifindex, { netnsFd: 7, name: "net1" }), { nsFd }), 0);
+  assert.equal(eth1.ns.name, "pod1");
+  assert.equal(eth1.name, "net1");
+  assert.deepEqual(k.sysfs("pod1").list("/sys/class/net"), ["lo", "net1"]);
+  assert.deepEqual(k.sysfs().list("/sys/class/net"), ["eth0", "eth2", "lo"]);
+  assert.equal(errno(() => k.sysfs().list("/sys/bus/pci/devices/0000:01:00.1/virtio1/net")), "ENOENT");
+  // In the pod: address, up, dump.
+  const pod = { netns: "pod1" };
+  assert.equal(run(ip.addrRequest(true, eth1.ifindex, "10.0.0.1", 24), pod), 0);
+  assert.equal(run(ip.addrRequest(true, eth1.ifindex, "10.0.0.1", 24), pod), -17);
+  const addrs = ip.parseReplies(k.netlink(ip.getAddrRequest(), pod)).addrs;
+  assert.deepEqual(addrs.map((a) => `${a.address}/${a.prefixLen}`), ["127.0.0.1/8", "10.0.0.1/24"]);
+  assert.equal(run(ip.addrRequest(false, eth1.ifindex, "10.0.0.1", 24), pod), 0);
+  assert.equal(run(ip.addrRequest(false, eth1.ifindex, "10.0.0.1", 24), pod), -99);
+  // A new VF takes the lowest free eth%d in the initial namespace.
+  k.sysfs().write(`${PF}/sriov_numvfs`, "0");
+  k.sysfs().write(`${PF}/sriov_numvfs`, "1");
+  assert.deepEqual(k.sysfs().list("/sys/class/net"), ["eth0", "eth1", "lo"]);
+  // Deleting the namespace returns its physical devices.
+  k.netnsAdd("pod2");
+  const vf = k.initNs.byName("eth1")!;
+  assert.equal(run(ip.setLinkRequest(vf.ifindex, { netnsPid: k.namespace("pod2").pid })), 0);
+  k.netnsDel("pod2");
+  assert.equal(vf.ns, k.initNs);
+});
+
+test("ping between two VFs in two namespaces through the device data plane", () => {
+  const { m, k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  const a = k.initNs.byName("eth1")!;
+  const b = k.initNs.byName("eth2")!;
+  k.netnsAdd("a");
+  k.netnsAdd("b");
+  k.moveDevice(a, k.namespace("a"), undefined);
+  k.moveDevice(b, k.namespace("b"), undefined);
+  k.addAddress(a, 0x0a000001, 24, "eth1", true);
+  k.addAddress(b, 0x0a000002, 24, "eth2", true);
+  k.setUp(a, true);
+  k.setUp(b, true);
+  assert.equal(k.ping("a", "10.0.0.2", 3), 3);
+  assert.equal(k.ping("b", "10.0.0.1", 1), 1);
+  assert.equal(k.ping("a", "127.0.0.1", 1), 1);
+  assert.equal(errno(() => k.ping("a", "192.168.0.1", 1)), "ENETUNREACH");
+  assert.ok(m.hub.forwarded >= 8);
+  assert.ok(a.stats.txPackets >= 4 && b.stats.rxPackets >= 4);
+});
+
+test("property: random rtnetlink bytes never throw and every request message gets well-formed replies", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.constantFrom(16, 18, 19, 20, 21, 22, 99), fc.integer({ min: 0, max: 0xffff }), (body, type, flags) => {
+      const msg = new Uint8Array(16 + body.length);
+      const v = new DataView(msg.buffer);
+      v.setUint32(0, msg.length, true);
+      v.setUint16(4, type, true);
+      v.setUint16(6, flags | 1, true);
+      msg.set(body, 16);
+      for (const r of k.netlink(msg)) {
+        assert.ok(r.length >= 16);
+        assert.equal(new DataView(r.buffer, r.byteOffset).getUint32(0, true), r.length);
+      }
+      k.netlink(body);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("property: random sysfs writes fail only with errno-coded errors", () => {
+  const { k } = boot();
+  const files = ["sriov_numvfs", "sriov_drivers_autoprobe", "vendor", "config", "virtio0/net/eth0/mtu", "virtio0/net/eth0/flags"];
+  fc.assert(
+    fc.property(fc.constantFrom(...files), fc.string({ maxLength: 12 }), (f, data) => {
+      const path = `${PF}/${f}`;
+      try {
+        k.sysfsWrite(path, data);
+      } catch (e) {
+        assert.ok(e instanceof Error && "code" in e && /^E[A-Z]+$/.test(String(e.code)), String(e));
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test("shutdown unbinds every driver and removes devices", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "3");
+  k.shutdown();
+  assert.equal(k.pci.devices.length, 0);
+  assert.deepEqual(k.sysfs().list("/sys/class/net"), ["lo"]);
+});

@@ -1,0 +1,128 @@
+/**
+ * Driver side of a split virtqueue (virtio 1.x §2.7), laid out by the guest in its own memory:
+ * descriptor table (16-byte entries), available ring, used ring. The driver adds chains, publishes
+ * them in the available ring, kicks through the notify address, and reaps used entries.
+ */
+import type { GuestMemory } from "../memory/index.js";
+import type { GuestAllocator } from "../memory/index.js";
+import type { PciPlatform } from "../pci/platform.js";
+
+const VIRTQ_DESC_F_NEXT = 1;
+const VIRTQ_DESC_F_WRITE = 2;
+const VIRTQ_USED_F_NO_NOTIFY = 1;
+
+export interface VqBuffer {
+  readonly addr: number;
+  readonly len: number;
+  /** Device-writable (the device fills it). */
+  readonly write: boolean;
+}
+
+export interface VqUsed<T> {
+  readonly token: T;
+  readonly len: number;
+}
+
+export class SplitVirtqueue<T> {
+  readonly desc: number;
+  readonly avail: number;
+  readonly used: number;
+  #freeHead = 0;
+  #numFree: number;
+  #availIdx = 0;
+  #lastUsed = 0;
+  readonly #tokens: (T | undefined)[];
+  readonly #chainLen: number[];
+  kicks = 0;
+
+  constructor(
+    readonly index: number,
+    readonly size: number,
+    readonly memory: GuestMemory,
+    readonly alloc: GuestAllocator,
+    readonly platform: PciPlatform,
+    public notifyAddr: number,
+  ) {
+    // Alignments from virtio 1.x §2.7: descriptor table 16, available ring 2, used ring 4.
+    this.desc = alloc.alloc(16 * size, 16);
+    this.avail = alloc.alloc(6 + 2 * size, 2);
+    this.used = alloc.alloc(6 + 8 * size, 4);
+    memory.fill(this.desc, 16 * size);
+    memory.fill(this.avail, 6 + 2 * size);
+    memory.fill(this.used, 6 + 8 * size);
+    for (let i = 0; i < size; i++) memory.writeU16(this.desc + i * 16 + 14, (i + 1) % size);
+    this.#numFree = size;
+    this.#tokens = new Array<T | undefined>(size).fill(undefined);
+    this.#chainLen = new Array<number>(size).fill(0);
+  }
+
+  get numFree(): number {
+    return this.#numFree;
+  }
+
+  /** Adds one chain; returns false when the ring has too few free descriptors. */
+  add(bufs: readonly VqBuffer[], token: T): boolean {
+    const n = bufs.length;
+    if (n === 0 || n > this.#numFree) return false;
+    const m = this.memory;
+    const head = this.#freeHead;
+    let i = head;
+    for (let k = 0; k < n; k++) {
+      const b = bufs[k]!;
+      const d = this.desc + i * 16;
+      m.writeU64(d, b.addr);
+      m.writeU32(d + 8, b.len);
+      const flags = (b.write ? VIRTQ_DESC_F_WRITE : 0) | (k < n - 1 ? VIRTQ_DESC_F_NEXT : 0);
+      m.writeU16(d + 12, flags);
+      if (k < n - 1) i = m.readU16(d + 14);
+      else this.#freeHead = m.readU16(d + 14);
+    }
+    this.#numFree -= n;
+    this.#tokens[head] = token;
+    this.#chainLen[head] = n;
+    m.writeU16(this.avail + 4 + 2 * (this.#availIdx % this.size), head);
+    this.#availIdx = (this.#availIdx + 1) & 0xffff;
+    m.writeU16(this.avail + 2, this.#availIdx);
+    return true;
+  }
+
+  /** Notifies the device unless it asked not to be (used ring flag NO_NOTIFY). */
+  kick(): void {
+    if ((this.memory.readU16(this.used) & VIRTQ_USED_F_NO_NOTIFY) !== 0) return;
+    this.kicks++;
+    this.platform.mmioWrite(this.notifyAddr, 2, this.index);
+  }
+
+  /** Reaps one used entry, or undefined when the device has returned nothing new. */
+  reap(): VqUsed<T> | undefined {
+    const m = this.memory;
+    const usedIdx = m.readU16(this.used + 2);
+    if (usedIdx === this.#lastUsed) return undefined;
+    const e = this.used + 4 + 8 * (this.#lastUsed % this.size);
+    const id = m.readU32(e);
+    const len = m.readU32(e + 4);
+    this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
+    const token = id < this.size ? this.#tokens[id] : undefined;
+    if (token === undefined) return undefined; // a device returning a head it was never given
+    const n = this.#chainLen[id] ?? 1;
+    this.#tokens[id] = undefined;
+    // Return the chain to the free list: walk to its tail, link the tail to the old free head.
+    let tail = id;
+    for (let k = 1; k < n; k++) tail = m.readU16(this.desc + tail * 16 + 14);
+    m.writeU16(this.desc + tail * 16 + 14, this.#freeHead);
+    this.#freeHead = id;
+    this.#numFree += n;
+    return { token, len };
+  }
+
+  /** Tokens of chains still owned by the device. */
+  outstanding(): T[] {
+    return this.#tokens.filter((t): t is T => t !== undefined);
+  }
+
+  free(): void {
+    this.alloc.free(this.desc);
+    this.alloc.free(this.avail);
+    this.alloc.free(this.used);
+  }
+}
