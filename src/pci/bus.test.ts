@@ -175,3 +175,23 @@ test("MSI messages of attached functions reach the platform's handler", () => {
   bus.detach(pf);
   assert.equal(pf.sendMsi(0xfee00000, 0x31), false);
 });
+
+test("QEMU pci_set_enabled: a disabled function reads all ones, drops writes, decodes no BAR, and comes back reset", () => {
+  const bus = new PciBus();
+  const f = plain();
+  f.defineBar(0, { kind: "mem32", size: 0x1000 });
+  f.mapBarRegion(0, 0, 4, { read: () => 7, write: () => undefined });
+  bus.attach(f, { bus: 0, devfn: 8 });
+  bus.configWrite(0, 8, 0x10, 4, 0xfeb00000);
+  bus.configWrite(0, 8, PCI_COMMAND, 2, 2);
+  assert.equal(bus.mmioRead(0xfeb00000, 4), 7);
+  f.setEnabled(false);
+  assert.equal(f.present, false);
+  assert.equal(bus.configRead(0, 8, 0, 4), 0xffffffff);
+  bus.configWrite(0, 8, PCI_COMMAND, 2, 6);
+  assert.equal(bus.mmioRead(0xfeb00000, 4), 0xffffffff);
+  f.setEnabled(true);
+  assert.equal(bus.configRead(0, 8, 0, 4), 0x100e8086);
+  assert.equal(f.command, 0);
+  assert.equal(f.barAddress(0), undefined);
+});

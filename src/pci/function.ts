@@ -195,6 +195,7 @@ export class PciFunction {
   readonly #attached: object[] = [];
   #msiSink: MsiSink | undefined;
   #power = 0;
+  #enabled = true;
   #lastStdCap = 0;
   #lastExtCap = 0;
 
@@ -330,10 +331,25 @@ export class PciFunction {
     this.config.poke(PCI_STATUS, 2, this.status | (bits & PCI_STATUS_RW1C));
   }
 
-  /** Whether the function answers the bus: a VF only while its PF has it enabled. */
+  /**
+   * Whether the function answers the bus: not after setEnabled(false), and a VF only while its
+   * PF has it enabled. An absent function reads all ones and decodes no BAR.
+   */
   get present(): boolean {
+    if (!this.#enabled) return false;
     const vf = this.virtualFunction;
     return vf === undefined || vf.parent.vfPresent(vf.index);
+  }
+
+  /**
+   * Switches the function off or on as a whole (QEMU pci_set_enabled: a powered-off slot, a
+   * function the hypervisor withholds). Disabling resets it, so it comes back clean.
+   */
+  setEnabled(on: boolean): PciEffect[] {
+    if (on === this.#enabled) return [];
+    this.#enabled = on;
+    decodeEpoch.value++;
+    return on ? [] : this.reset();
   }
 
   get powerState(): PowerState {
@@ -483,7 +499,7 @@ export class PciFunction {
    */
   barAddress(index: number): number | undefined {
     const spec = this.barSpec(index);
-    if (spec === undefined || this.#power !== 0) return undefined;
+    if (spec === undefined || this.#power !== 0 || !this.#enabled) return undefined;
     const cmd = this.config.read(PCI_COMMAND, 2);
     if ((cmd & (spec.kind === "io" ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) === 0) return undefined;
     const vf = this.virtualFunction;

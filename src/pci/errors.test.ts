@@ -1,0 +1,36 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root: the nearest folder above this file with a package.json (works from src/ and dist/). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    assert.notEqual(up, dir, "package.json not found above the test");
+    dir = up;
+  }
+  return dir;
+}
+
+test("every error code src/pci throws is documented in docs/pci.md (STYLE.md: fastify-style code docs)", () => {
+  const root = repoRoot();
+  const srcDir = join(root, "src", "pci");
+  const thrown = new Set<string>();
+  for (const f of readdirSync(srcDir)) {
+    if (!f.endsWith(".ts") || f.endsWith(".test.ts")) continue;
+    const text = readFileSync(join(srcDir, f), "utf8");
+    for (const m of text.matchAll(/new PciError\(\s*"([A-Z_]+)"/g)) if (m[1] !== undefined) thrown.add(m[1]);
+  }
+  const errorsTs = readFileSync(join(srcDir, "errors.ts"), "utf8");
+  const declared = new Set([...errorsTs.matchAll(/\| "([A-Z_]+)"/g)].map((m) => m[1] ?? ""));
+  const docs = readFileSync(join(root, "docs", "pci.md"), "utf8");
+  assert.ok(thrown.size >= 8, `found only ${thrown.size} codes`);
+  for (const c of thrown) {
+    assert.ok(declared.has(c), `${c} is thrown but not in PciErrorCode`);
+    assert.ok(docs.includes(`\`${c}\``), `${c} is not documented in docs/pci.md`);
+  }
+  for (const c of declared) assert.ok(thrown.has(c), `${c} is declared but never thrown`);
+});
