@@ -37,6 +37,15 @@ export class ConfigRouter {
     return bus !== 0 || !this.native.has(devfn);
   }
 
+  /** Bus 0 devfns where both v86 and the platform have a function: the platform's is hidden. */
+  shadowedDevfns(): number[] {
+    const out: number[] = [];
+    for (let devfn = 0; devfn < 256; devfn++) {
+      if (this.native.has(devfn) && this.platform.configRead(0, devfn, 0, 2) !== 0xffff) out.push(devfn);
+    }
+    return out;
+  }
+
   read(bus: number, devfn: number, offset: number, width: AccessWidth): number {
     if (this.ownsPlatform(bus, devfn)) return this.platform.configRead(bus, devfn, offset, width) >>> 0;
     // v86's functions are conventional PCI: no extended space; Linux never probes it for them

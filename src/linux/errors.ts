@@ -19,6 +19,8 @@ export const LinuxErrorCode = {
   commandFailed: "LINUX_COMMAND_FAILED",
   /** The console is used after the guest stopped, or two commands overlap. */
   consoleState: "LINUX_CONSOLE_STATE",
+  /** The platform puts a function where v86 already has one (v86's own would hide it). */
+  devfnConflict: "LINUX_DEVFN_CONFLICT",
   /** A command the console protocol cannot carry (NUL, a marker, too long). */
   badCommand: "LINUX_BAD_COMMAND",
   /** An initramfs entry that cpio newc cannot represent (name, mode, size). */

@@ -5,10 +5,14 @@
  * fw_cfg file named `acpi/*` to the RSDT, and builds its E820 map from `etc/e820`.
  */
 
-/** Where the ECAM window for bus 0 sits: below SeaBIOS's 0xE0000000 PCI memory window. */
+/** Where the ECAM window sits: above guest RAM, below SeaBIOS's PCI memory allocations. */
 export const ECAM_BASE = 0xb000_0000;
-/** One bus: 32 devices × 8 functions × 4 KiB (PCI Express Base 6.0 §7.2.2, ECAM). */
-export const ECAM_SIZE = 0x10_0000;
+/**
+ * Buses 0..15: bus 0 plus the secondary buses of the vmm's root ports. Each bus takes 1 MiB:
+ * 32 devices × 8 functions × 4 KiB (PCI Express Base 6.0 §7.2.2, ECAM).
+ */
+export const ECAM_BUSES = 16;
+export const ECAM_SIZE = ECAM_BUSES * 0x10_0000;
 
 const E820_RAM = 1;
 const E820_RESERVED = 2;
@@ -48,7 +52,7 @@ function ascii(view: Uint8Array, at: number, text: string, width: number): void 
  * header, 8 reserved bytes, then one 16-byte allocation per segment/bus range
  * (u64 base, u16 segment, u8 start bus, u8 end bus, u32 reserved). All 60 bytes sum to 0.
  */
-export function mcfgTable(base: number = ECAM_BASE, startBus = 0, endBus = 0): Uint8Array {
+export function mcfgTable(base: number = ECAM_BASE, startBus = 0, endBus = ECAM_BUSES - 1): Uint8Array {
   const length = 36 + 8 + 16;
   const t = new Uint8Array(length);
   const view = new DataView(t.buffer);

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PciPlatform } from "../pci/platform.js";
-import { defaultAssetDir, loadAssets, repoRoot, type LinuxAssets } from "./assets.js";
+import { defaultAssetDir, loadAssets, repoRoot, sha256Hex, type LinuxAssets } from "./assets.js";
+import { e820File, mcfgTable } from "./firmware.js";
 import { SerialConsole, type CommandResult } from "./console.js";
 import { LinuxError, LinuxErrorCode } from "./errors.js";
 import { buildInitramfs } from "./initramfs.js";
@@ -76,6 +77,8 @@ export class LinuxGuest {
           initrd: initrd.sha256,
           cmdline,
           memorySize,
+          // The firmware files shape what the guest saw at boot (E820 map, MCFG).
+          firmware: sha256Hex(e820File(memorySize)) + sha256Hex(mcfgTable()),
           platform: options.platformKey,
         }),
       )

@@ -123,7 +123,7 @@ test("initramfs: a module that was not provisioned is LINUX_ASSETS_MISSING", () 
   assert.match(initScript([], ["echo hi"]), /\necho hi\n/);
 });
 
-test("MCFG: 60 bytes, checksum 0, one allocation for bus 0 at the ECAM base", () => {
+test("MCFG: 60 bytes, checksum 0, one allocation for buses 0..15 at the ECAM base", () => {
   const t = mcfgTable();
   const v = new DataView(t.buffer);
   assert.equal(t.length, 60);
@@ -131,7 +131,8 @@ test("MCFG: 60 bytes, checksum 0, one allocation for bus 0 at the ECAM base", ()
   assert.equal(v.getUint32(4, true), 60);
   assert.equal(t.reduce((s, b) => (s + b) & 0xff, 0), 0);
   assert.equal(Number(v.getBigUint64(44, true)), ECAM_BASE);
-  assert.deepEqual([v.getUint16(52, true), t[54], t[55]], [0, 0, 0]);
+  assert.deepEqual([v.getUint16(52, true), t[54], t[55]], [0, 0, 15]);
+  assert.equal(ECAM_SIZE, 16 << 20);
 });
 
 test("etc/e820: RAM from 0 and the ECAM window reserved", () => {
@@ -196,6 +197,14 @@ test("config router: v86's functions stay v86's, every other devfn is the platfo
   assert.deepEqual(writes, [`0:${0x18}:${0x108}:2:${0x19}`]);
 });
 
+test("config router: a platform function where v86 has one is reported as shadowed", () => {
+  const { bus } = nativeBus();
+  const { platform } = oneFunctionPlatform();
+  assert.deepEqual(new ConfigRouter(bus, platform).shadowedDevfns(), []);
+  const clash: PciPlatform = { ...platform, configRead: (b, d, o, w) => (d === 0 ? 0x1234 : platform.configRead(b, d, o, w)) };
+  assert.deepEqual(new ConfigRouter(bus, clash).shadowedDevfns(), [0]);
+});
+
 test("config router: ECAM decode, alignment and the conf1 address", () => {
   const { bus } = nativeBus();
   const { platform, space } = oneFunctionPlatform();
@@ -203,6 +212,7 @@ test("config router: ECAM decode, alignment and the conf1 address", () => {
   space.set([0x10, 0x00, 0x01, 0x00], 0x100);
   const at = (devfn: number, off: number): number => ECAM_BASE + (devfn << 12) + off;
   assert.deepEqual(ConfigRouter.decodeEcam(at(0x18, 0x104)), { bus: 0, devfn: 0x18, offset: 0x104 });
+  assert.deepEqual(ConfigRouter.decodeEcam(ECAM_BASE + (1 << 20) + 0x100), { bus: 1, devfn: 0, offset: 0x100 });
   assert.equal(ConfigRouter.decodeEcam(ECAM_BASE - 1), undefined);
   assert.equal(ConfigRouter.decodeEcam(ECAM_BASE + ECAM_SIZE), undefined);
   assert.equal(r.ecamRead(at(0x18, 0x100), 4), 0x00010010);

@@ -55,8 +55,13 @@ interface V86Pci {
 interface V86Acpi {
   gpe: Uint8Array;
 }
+type MmapRead = (address: number) => number;
+type MmapWrite = (address: number, value: number) => void;
 interface V86Cpu {
   io: V86Io;
+  /** Per 128 KiB block of the 4 GiB physical space: the MMIO handlers (src/cpu.js). */
+  memory_map_read8: (MmapRead | undefined)[];
+  memory_map_write8: (MmapWrite | undefined)[];
   devices: { pci: V86Pci; acpi?: V86Acpi };
   option_roms: { name: string; data: Uint8Array }[];
   /** A live view (a Proxy over wasm memory in v86), not a typed array. */
@@ -76,6 +81,8 @@ export const REQUIRED_BUNDLE_NAMES: readonly string[] = [
   "register_write",
   "mmap_register",
   "mmap_write16",
+  "memory_map_read8",
+  "memory_map_write8",
   "option_roms",
   "memory_size",
   "devices.pci",
@@ -140,6 +147,8 @@ export function checkV86Runtime(emulator: unknown): V86Cpu {
   const memorySize = cpu["memory_size"];
   if (!isObject(memorySize) || typeof memorySize[0] !== "number") fail("cpu.memory_size");
   if (typeof cpu["mmap_write16"] !== "function") fail("cpu.mmap_write16");
+  if (!Array.isArray(cpu["memory_map_read8"])) fail("cpu.memory_map_read8");
+  if (!Array.isArray(cpu["memory_map_write8"])) fail("cpu.memory_map_write8");
   return cpu as unknown as V86Cpu;
 }
 
@@ -157,6 +166,15 @@ export interface V86MachineOptions {
   /** The devices placed on the guest's PCI bus next to v86's own. */
   readonly platform: PciPlatform;
   readonly onSerialByte: (byte: number) => void;
+}
+
+/** v86 dispatches MMIO per 128 KiB block (src/const.js MMAP_BLOCK_BITS). */
+const MMAP_BLOCK_BITS = 17;
+/** The I/O APIC sits at 0xFEC00000; PCI memory BARs stay below it on a PC. */
+const PCI_HOLE_END = 0xfec0_0000;
+
+function formatDevfn(devfn: number): string {
+  return `00:${(devfn >> 3).toString(16).padStart(2, "0")}.${devfn & 7}`;
 }
 
 /** A copy of bytes as a fresh ArrayBuffer (v86 keeps and may mutate what it is given). */
@@ -201,7 +219,17 @@ export class V86Machine {
     const machine = new V86Machine(emulator, cpu);
     machine.installFirmwareFiles();
     machine.installAcpiFix();
-    machine.installPciRouting(new ConfigRouter(machine.nativeBus(), options.platform));
+    const router = new ConfigRouter(machine.nativeBus(), options.platform);
+    const shadowed = router.shadowedDevfns();
+    if (shadowed.length > 0) {
+      await emulator.destroy();
+      throw new LinuxError(
+        LinuxErrorCode.devfnConflict,
+        `the platform has functions at ${shadowed.map(formatDevfn).join(", ")}, where v86 has its own; move them (v86 occupies ${machine.nativeDevfns().map(formatDevfn).join(", ")})`,
+        { details: { shadowed } },
+      );
+    }
+    machine.installPciRouting(router, options.platform);
     emulator.add_listener("serial0-output-byte", options.onSerialByte);
     await emulator.run();
     return machine;
@@ -234,6 +262,14 @@ export class V86Machine {
     for (let port = 0xae00; port < 0xae08; port++) io.register_read(port, acpi, zero, zero, zero);
   }
 
+  private nativeDevfns(): number[] {
+    const out: number[] = [];
+    this.cpu.devices.pci.device_spaces.forEach((space, devfn) => {
+      if (space !== undefined && devfn < 256) out.push(devfn);
+    });
+    return out;
+  }
+
   private nativeBus(): NativeBus {
     const pci = this.cpu.devices.pci;
     return {
@@ -250,13 +286,13 @@ export class V86Machine {
 
   /**
    * Conf1: the data port handlers (0xCFC..0xCFF) are wrapped so that a cycle addressed to a
-   * devfn v86 does not occupy goes to the platform; v86 keeps its own functions. ECAM: a 1 MiB
+   * devfn v86 does not occupy goes to the platform; v86 keeps its own functions. ECAM: a 16 MiB
    * MMIO window at ECAM_BASE served by the router for every function (v86 MMIO is in 128 KiB
    * blocks; the window is aligned). v86 splits 16-bit MMIO writes into two byte writes, which
    * would tear 16-bit registers (SR-IOV Control, NumVFs), so cpu.mmap_write16 is wrapped to
-   * deliver them whole inside the window.
+   * deliver them whole inside the window and inside the platform's BAR space.
    */
-  private installPciRouting(router: ConfigRouter): void {
+  private installPciRouting(router: ConfigRouter, platform: PciPlatform): void {
     const pci = this.cpu.devices.pci;
     const ports = this.cpu.io.ports;
     const target = (byte: number): { bus: number; devfn: number; offset: number } | undefined => {
@@ -297,7 +333,38 @@ export class V86Machine {
         wrapWrite(entry, "write32", byte, 4);
       }
     }
-    this.cpu.io.mmap_register(
+    const cpu = this.cpu;
+    // Which 128 KiB blocks are ours: 1 = ECAM, 2 = the platform's BAR space.
+    const owner = new Uint8Array(1 << (32 - MMAP_BLOCK_BITS));
+    const unmapped = this.unmappedHandler();
+    const ecamFirst = ECAM_BASE >>> MMAP_BLOCK_BITS;
+    const ecamEnd = (ECAM_BASE + ECAM_SIZE) >>> MMAP_BLOCK_BITS;
+    // The PCI hole: from the end of RAM to the I/O APIC. SeaBIOS, then Linux, place memory BARs
+    // there; every block v86 leaves unmapped is handed to the platform, which answers all ones
+    // where no BAR decodes, exactly as unmapped space reads.
+    const holeFirst = Math.ceil((cpu.memory_size[0] ?? 0) / (1 << MMAP_BLOCK_BITS));
+    const holeEnd = PCI_HOLE_END >>> MMAP_BLOCK_BITS;
+    let runStart = -1;
+    const flush = (end: number): void => {
+      if (runStart < 0) return;
+      cpu.io.mmap_register(
+        runStart << MMAP_BLOCK_BITS,
+        (end - runStart) << MMAP_BLOCK_BITS,
+        (a) => platform.mmioRead(a >>> 0, 1),
+        (a, v) => platform.mmioWrite(a >>> 0, 1, v & 0xff),
+        (a) => platform.mmioRead(a >>> 0, 4) | 0,
+        (a, v) => platform.mmioWrite(a >>> 0, 4, v >>> 0),
+      );
+      owner.fill(2, runStart, end);
+      runStart = -1;
+    };
+    for (let block = holeFirst; block < holeEnd; block++) {
+      const free = unmapped !== undefined && cpu.memory_map_read8[block] === unmapped && (block < ecamFirst || block >= ecamEnd);
+      if (free && runStart < 0) runStart = block;
+      if (!free) flush(block);
+    }
+    flush(holeEnd);
+    cpu.io.mmap_register(
       ECAM_BASE,
       ECAM_SIZE,
       (a) => router.ecamRead(a >>> 0, 1),
@@ -305,13 +372,34 @@ export class V86Machine {
       (a) => router.ecamRead(a >>> 0, 4) | 0,
       (a, v) => router.ecamWrite(a >>> 0, 4, v >>> 0),
     );
-    const cpu = this.cpu;
+    owner.fill(1, ecamFirst, ecamEnd);
     const originalWrite16 = cpu.mmap_write16.bind(cpu);
     cpu.mmap_write16 = (address: number, value: number): void => {
       const a = address >>> 0;
-      if (a >= ECAM_BASE && a < ECAM_BASE + ECAM_SIZE && (a & 1) === 0) router.ecamWrite(a, 2, value & 0xffff);
+      const who = (a & 1) === 0 ? owner[a >>> MMAP_BLOCK_BITS] : 0;
+      if (who === 1) router.ecamWrite(a, 2, value & 0xffff);
+      else if (who === 2) platform.mmioWrite(a, 2, value & 0xffff);
       else originalWrite16(address, value);
     };
+  }
+
+  /** v86 maps all of 4 GiB above RAM to one "unmapped" handler; the most frequent one is it. */
+  private unmappedHandler(): MmapRead | undefined {
+    const counts = new Map<MmapRead, number>();
+    const first = Math.ceil((this.cpu.memory_size[0] ?? 0) / (1 << MMAP_BLOCK_BITS));
+    for (let block = first; block < 1 << (32 - MMAP_BLOCK_BITS); block++) {
+      const h = this.cpu.memory_map_read8[block];
+      if (h !== undefined) counts.set(h, (counts.get(h) ?? 0) + 1);
+    }
+    let best: MmapRead | undefined;
+    let most = 0;
+    for (const [h, n] of counts) {
+      if (n > most) {
+        best = h;
+        most = n;
+      }
+    }
+    return best;
   }
 
   /** Bytes into the UART's receive side (the guest's console input). */
