@@ -144,3 +144,63 @@ test("property: bus config cycles and MMIO at any address, width and value never
   );
   assert.ok(bus.functions().length >= 1);
 });
+
+import { ConfigSpace } from "./config-space.js";
+import { PCI_COMMAND } from "./regs.js";
+
+test("property: the generic write matches cfg = (cfg & ~w) | (v & w); cfg &= ~(v & w1c) byte by byte, at any offset and width", () => {
+  const byte = fc.integer({ min: 0, max: 255 });
+  fc.assert(
+    fc.property(
+      fc.array(byte, { minLength: 16, maxLength: 16 }), fc.array(byte, { minLength: 16, maxLength: 16 }), fc.array(byte, { minLength: 16, maxLength: 16 }),
+      fc.integer({ min: 0, max: 15 }), fc.constantFrom(1, 2, 4), fc.integer({ min: 0, max: 0xffffffff }),
+      (init, wm, w1c, at, width, value) => {
+        const c = new ConfigSpace(256);
+        for (let i = 0; i < 16; i++) {
+          c.setU8(0x40 + i, init[i] ?? 0);
+          c.setWmask(0x40 + i, 1, wm[i] ?? 0);
+          c.setW1c(0x40 + i, 1, w1c[i] ?? 0);
+        }
+        const ok = c.write(0x40 + at, width, value);
+        if (!ok) return false; // every access here is inside the space
+        for (let i = 0; i < 16; i++) {
+          let expect = init[i] ?? 0;
+          const k = i - at;
+          if (k >= 0 && k < width) {
+            const v = (value >>> (8 * k)) & 0xff;
+            const w = wm[i] ?? 0;
+            expect = ((expect & ~w) | (v & w)) & ~(v & (w1c[i] ?? 0)) & 0xff;
+          }
+          if (c.read(0x40 + i, 1) !== expect) return false;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 500, seed: 0x5eed + 4 },
+  );
+});
+
+test("property: random MMIO into the MSI-X table and PBA never throws, keeps Vector Control's reserved bits 0, and never sets a pending bit", () => {
+  const { pf, msix } = makeExamplePf();
+  const bus = new PciBus();
+  bus.attach(pf, { bus: 0, devfn: 0 });
+  bus.configWrite(0, 0, 0x20, 4, 0xfe000000);
+  bus.configWrite(0, 0, PCI_COMMAND, 2, 0x6);
+  bus.configWrite(0, 0, msix.offset + 2, 2, 0x8000);
+  const op = fc.record({
+    offset: fc.oneof(fc.integer({ min: 0x2000, max: 0x2040 }), fc.integer({ min: 0x3000, max: 0x3008 }), fc.integer({ min: 0, max: 0x3fff })),
+    width: fc.constantFrom(1, 2, 4),
+    value: fc.integer({ min: 0, max: 0xffffffff }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 50 }), (ops) => {
+      for (const o of ops) bus.mmioWrite(0xfe000000 + o.offset, o.width, o.value);
+      for (let v = 0; v < msix.vectors; v++) {
+        if ((bus.mmioRead(0xfe000000 + 0x2000 + v * 16 + 12, 4) & ~1) !== 0) return false;
+        if (msix.pending(v)) return false;
+      }
+      return bus.mmioRead(0xfe003000, 4) === 0;
+    }),
+    { numRuns: 200, seed: 0x5eed + 5 },
+  );
+});
