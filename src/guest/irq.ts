@@ -24,7 +24,7 @@ export class InterruptController {
   }
 
   #dispatch(address: number, data: number): void {
-    const h = (address & 0xfff00000) === MSI_ADDRESS ? this.#handlers.get(data & 0xffff) : undefined;
+    const h = ((address & 0xfff00000) >>> 0) === MSI_ADDRESS ? this.#handlers.get(data & 0xffff) : undefined;
     if (h === undefined) {
       this.spurious++;
       return;

@@ -96,9 +96,10 @@ export class VirtNet {
 
     const mac = new Uint8Array(6);
     if (vdev.has(VIRTIO_NET_F_MAC)) for (let i = 0; i < 6; i++) mac[i] = vdev.readConfig8(i);
-    else {
-      // eth_hw_addr_random: a locally administered unicast address, here derived from the BDF so
-      // the model stays deterministic.
+    if (!vdev.has(VIRTIO_NET_F_MAC) || (mac[0]! & 1) !== 0 || mac.every((b) => b === 0)) {
+      // eth_hw_addr_random (no MAC offered, or an invalid one such as a VF whose administrator
+      // has not assigned one yet): a locally administered unicast address, here derived from the
+      // BDF so the model stays deterministic.
       mac.set([0x02, 0x00, 0x00, vdev.pci.bus, vdev.pci.devfn, vdev.index & 0xff]);
     }
     const mtu = vdev.has(VIRTIO_NET_F_MTU) ? vdev.readConfig16(10) : 1500;
