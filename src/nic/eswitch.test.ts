@@ -166,3 +166,15 @@ test("max_tx_rate shapes on the virtual clock", () => {
   const after = rx[1]!.length - burst;
   assert.ok(after >= 124 && after <= 126, `sent ${after}`);
 });
+
+test("a driver's extra unicast addresses reach it but never steal a primary MAC", () => {
+  const { nic, vfs, rx } = setup();
+  assert.equal(vfs[0]!.setRxMode({ unicast: [mac("02:aa:00:00:00:01").key, mac("02:00:00:00:00:02").key] }), true);
+  nic.port(0).uplink.send(frame("02:aa:00:00:00:01", "02:bb:00:00:00:01"));
+  assert.equal(rx[0]!.length, 1);
+  nic.port(0).uplink.send(frame("02:00:00:00:00:02", "02:bb:00:00:00:01"));
+  assert.equal(rx[0]!.length, 1);
+  assert.equal(rx[1]!.length, 1);
+  assert.equal(nic.port(0).eswitch.fdbSize, 6); // PF + 4 VFs + 1 extra
+  assert.equal(vfs[0]!.setRxMode({ unicast: Array.from({ length: 4097 }, (_, i) => 0x020000000000 + i) }), false);
+});

@@ -1,6 +1,9 @@
-import { macKeyAt } from "../wire/index.js";
+import { FdbTable } from "./fdb.js";
 import type { EswitchPort } from "./port.js";
 import { vstDomain } from "./port.js";
+
+/** FDB domain of trunk ports (beyond the 8192 tag domains). */
+const TRUNK_DOMAIN = 8192;
 
 /** Eswitch-level counters of one NIC port (beyond the per-function counters). */
 export class EswitchCounters {
@@ -27,10 +30,8 @@ export class EswitchCounters {
  */
 export class Eswitch {
   readonly counters = new EswitchCounters();
-  /** FDB for VST ports: domain → MAC key → port. */
-  #vstFdb = new Map<number, Map<number, EswitchPort>>();
-  /** FDB for trunk ports (PF, VFs without VST): MAC key → port, valid in every domain. */
-  #trunkFdb = new Map<number, EswitchPort>();
+  /** FDB: (domain, MAC) → index into #ports. Trunk ports (PF, VFs without VST) sit in TRUNK_DOMAIN. */
+  #fdb = new FdbTable();
   #vstMembers = new Map<number, EswitchPort[]>();
   #trunkMembers: EswitchPort[] = [];
   #ports: EswitchPort[] = [];
@@ -51,34 +52,34 @@ export class Eswitch {
    * domain, the later port wins: host policy (src/host, vmm) keeps MACs unique.
    */
   rebuild(): void {
-    this.#vstFdb.clear();
-    this.#trunkFdb.clear();
+    this.#fdb.clear();
     this.#vstMembers.clear();
     this.#trunkMembers = [];
     for (const p of this.#ports) {
       const vst = p.vst;
-      if (vst === null) {
-        this.#trunkMembers.push(p);
-        if (p.macKey !== 0) this.#trunkFdb.set(p.macKey, p);
-      } else {
+      if (vst === null) this.#trunkMembers.push(p);
+      else {
         const d = vstDomain(vst);
         let members = this.#vstMembers.get(d);
         if (members === undefined) this.#vstMembers.set(d, (members = []));
         members.push(p);
-        if (p.macKey !== 0) {
-          let fdb = this.#vstFdb.get(d);
-          if (fdb === undefined) this.#vstFdb.set(d, (fdb = new Map<number, EswitchPort>()));
-          fdb.set(p.macKey, p);
-        }
       }
+    }
+    // Extra unicast addresses first, primary MACs last: a driver's address list never takes a
+    // MAC away from the function that owns it as its primary address.
+    for (const primary of [false, true]) {
+      this.#ports.forEach((p, idx) => {
+        const keys = primary ? (p.macKey !== 0 ? [p.macKey] : []) : p.unicastFilter ?? [];
+        const vst = p.vst;
+        const d = vst === null ? TRUNK_DOMAIN : vstDomain(vst);
+        for (const k of keys) this.#fdb.set(d, Math.floor(k / 2 ** 32), k % 2 ** 32, idx);
+      });
     }
   }
 
   /** Number of (domain, MAC) entries in the FDB. */
   get fdbSize(): number {
-    let n = this.#trunkFdb.size;
-    for (const m of this.#vstFdb.values()) n += m.size;
-    return n;
+    return this.#fdb.size;
   }
 
   /**
@@ -100,9 +101,13 @@ export class Eswitch {
       }
       domain = (((frame[14]! << 8) | frame[15]!) & 0xfff) + (outer === 0x88a8 ? 4096 : 0);
     }
-    const dst = macKeyAt(frame, 0);
-    if ((frame[0]! & 1) === 0) {
-      const target = this.#vstFdb.get(domain)?.get(dst) ?? this.#trunkFdb.get(dst);
+    const hi = (frame[0]! << 8) | frame[1]!;
+    const lo = (frame[2]! << 24) | (frame[3]! << 16) | (frame[4]! << 8) | frame[5]!;
+    const dst = hi * 2 ** 32 + (lo >>> 0);
+    if ((hi & 0x100) === 0) {
+      let idx = this.#fdb.get(domain, hi, lo);
+      if (idx < 0) idx = this.#fdb.get(TRUNK_DOMAIN, hi, lo);
+      const target = idx < 0 ? undefined : this.#ports[idx];
       if (target !== undefined) {
         if (target === src) {
           this.counters.hairpin++;

@@ -9,7 +9,7 @@ export { Uplink, connectUplinks } from "./uplink.js";
 export type { WireReceiver } from "./uplink.js";
 export { PhysicalFunction } from "./pf.js";
 export type { FrameHandler } from "./pf.js";
-export { VirtualFunction, VfLinkState, ETH_P_8021Q, ETH_P_8021AD, VF_SEND_QUEUE_LIMIT } from "./vf.js";
+export { VirtualFunction, VfLinkState, ETH_P_8021Q, ETH_P_8021AD, VF_SEND_QUEUE_LIMIT, VF_UC_LIST_MAX } from "./vf.js";
 export type { VfReceiver, VfTxSource } from "./vf.js";
 export { Nic, NicPort, DEFAULT_TOTAL_VFS } from "./nic.js";
 export type { NicOptions } from "./nic.js";

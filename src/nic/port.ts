@@ -91,6 +91,8 @@ export abstract class EswitchPort {
   /** Promiscuous / all-multicast as requested by the function's driver (VFs also need trust). */
   promiscRequested = false;
   allmultiRequested = false;
+  /** Extra unicast addresses the driver programmed (virtio MAC table, a netdev's UC list). */
+  unicastFilter: Set<number> | null = null;
   /** Multicast groups the driver programmed; null = no filter programmed, all multicast accepted. */
   multicastFilter: Set<number> | null = null;
 
@@ -105,7 +107,7 @@ export abstract class EswitchPort {
   /** Receive filter (what the function's MAC filter lets in). */
   accepts(dstKey: number): boolean {
     if (this.promiscRequested && this.privileged) return true;
-    if (!macKeyIsMulticast(dstKey)) return dstKey === this.macKey;
+    if (!macKeyIsMulticast(dstKey)) return dstKey === this.macKey || (this.unicastFilter !== null && this.unicastFilter.has(dstKey));
     if (dstKey === 0xffffffffffff) return true;
     if (this.allmultiRequested && this.privileged) return true;
     return this.multicastFilter === null || this.multicastFilter.has(dstKey);

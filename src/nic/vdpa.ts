@@ -377,10 +377,13 @@ export class VdpaNetEngine implements VfReceiver {
     }
     const w = chain.writable;
     if (w.length === 1) {
-      const v = this.#memory!.view(w[0]!.addr, need);
-      v.fill(0, 0, NET_HDR_LEN);
-      v[10] = 1; // num_buffers (le16)
-      v.set(frame, NET_HDR_LEN);
+      // One buffer: header words and frame straight into guest memory, no intermediate view.
+      const mem = this.#memory!;
+      const a = w[0]!.addr;
+      mem.writeU32(a, 0);
+      mem.writeU32(a + 4, 0);
+      mem.writeU32(a + 8, 0x0001_0000); // csum_offset 0, num_buffers 1 (le16 at offset 10)
+      mem.write(a + NET_HDR_LEN, frame);
     } else {
       const hdr = new Uint8Array(NET_HDR_LEN);
       hdr[10] = 1;
@@ -428,8 +431,7 @@ export class VdpaNetEngine implements VfReceiver {
       // Two tables: unicast then multicast, each le32 count + 6-byte entries (§5.1.6.5.2).
       const mc = parseMacTable(data);
       if (mc === null) return ERR;
-      this.vf.setRxMode({ multicast: mc.multicast });
-      return OK;
+      return this.vf.setRxMode({ unicast: mc.unicast, multicast: mc.multicast }) ? OK : ERR;
     }
     if (cls === 4 && cmd === 0 && this.#has(F_MQ)) {
       if (data.length < 2) return ERR;

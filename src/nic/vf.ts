@@ -35,6 +35,9 @@ export interface VfTxSource {
   flush?(): void;
 }
 
+/** Extra unicast addresses one VF may program (the eswitch's FDB is large; a bound keeps it so). */
+export const VF_UC_LIST_MAX = 4096;
+
 /** Bound on frames queued through `send` (the host-netdev path) before tx_dropped counts. */
 export const VF_SEND_QUEUE_LIMIT = 1024;
 
@@ -176,11 +179,22 @@ export class VirtualFunction extends EswitchPort {
     return true;
   }
 
-  /** Receive mode the VF driver requests; promisc and allmulti take effect only while trusted. */
-  setRxMode(mode: { promisc?: boolean; allmulti?: boolean; multicast?: readonly number[] | null }): void {
+  /**
+   * Receive mode the VF driver requests; promisc and allmulti take effect only while trusted.
+   * `unicast` replaces the extra unicast addresses (at most VF_UC_LIST_MAX, group addresses
+   * ignored); they enter the FDB but never displace another function's primary MAC.
+   */
+  setRxMode(mode: { promisc?: boolean; allmulti?: boolean; multicast?: readonly number[] | null; unicast?: readonly number[] }): boolean {
+    if (mode.unicast !== undefined && mode.unicast.length > VF_UC_LIST_MAX) return false;
     if (mode.promisc !== undefined) this.promiscRequested = mode.promisc;
     if (mode.allmulti !== undefined) this.allmultiRequested = mode.allmulti;
     if (mode.multicast !== undefined) this.multicastFilter = mode.multicast === null ? null : new Set(mode.multicast);
+    if (mode.unicast !== undefined) {
+      const uc = mode.unicast.filter((k) => Number.isInteger(k) && k > 0 && k <= 0xffffffffffff && !macKeyIsMulticast(k));
+      this.unicastFilter = uc.length === 0 ? null : new Set(uc);
+      this.eswitch.rebuild();
+    }
+    return true;
   }
 
   /** Binds the receive side of the VF's driver; null unbinds it. */
@@ -339,5 +353,6 @@ export class VirtualFunction extends EswitchPort {
     this.#sources.push(this.#queueSource);
     this.#receiver = null;
     this.#linkListeners.length = 0;
+    this.unicastFilter = null;
   }
 }
