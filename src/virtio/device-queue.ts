@@ -21,6 +21,9 @@ import {
   needEvent,
   type Segment,
   type SplitRingConfig,
+  availRingBytes,
+  descTableBytes,
+  usedRingBytes,
 } from "./ring.js";
 
 /** One available descriptor chain, split into its device-readable and device-writable parts. */
@@ -63,14 +66,18 @@ export class SplitQueueDevice {
   readonly indirect: boolean;
   readonly #mem: GuestMemory;
   readonly #mask: number;
-  readonly #usedEventAddr: number;
-  readonly #availEventAddr: number;
+  readonly #usedEventOff: number;
+  readonly #availEventOff: number;
   #lastAvail: number;
   #usedIdx: number;
   #signalled = 0;
   #signalledValid = false;
   #broken: VirtqueueError | undefined;
   #notifyOn = true;
+  // Zero-copy views of the three ring areas, bounds-checked once at construction.
+  readonly #desc: DataView;
+  readonly #avail: DataView;
+  readonly #used: DataView;
   #onViolation: ((e: VirtqueueError) => void) | undefined;
   readonly stats: DeviceQueueStats = { chains: 0, descriptors: 0, usedEntries: 0, interruptsSent: 0, interruptsSuppressed: 0, violations: {} };
 
@@ -89,11 +96,14 @@ export class SplitQueueDevice {
     this.usedAddr = config.usedAddr;
     this.eventIdx = config.eventIdx;
     this.indirect = config.indirect ?? true;
-    this.#usedEventAddr = config.availAddr + 4 + 2 * config.size;
-    this.#availEventAddr = config.usedAddr + 4 + 8 * config.size;
+    this.#usedEventOff = 4 + 2 * config.size;
+    this.#availEventOff = 4 + 8 * config.size;
     this.#lastAvail = (base?.lastAvailIdx ?? 0) & 0xffff;
     this.#usedIdx = (base?.usedIdx ?? this.#lastAvail) & 0xffff;
     this.#onViolation = onViolation;
+    this.#desc = dataView(memory.view(config.descAddr, descTableBytes(config.size)));
+    this.#avail = dataView(memory.view(config.availAddr, availRingBytes(config.size)));
+    this.#used = dataView(memory.view(config.usedAddr, usedRingBytes(config.size)));
   }
 
   /** Called once per violation (after counting); the owner typically sets DEVICE_NEEDS_RESET. */
@@ -123,7 +133,7 @@ export class SplitQueueDevice {
   /** Number of chains the driver has made available and the device has not popped. */
   available(): number {
     if (this.#broken !== undefined) return 0;
-    const n = (this.#mem.readU16(this.availAddr + 2) - this.#lastAvail) & 0xffff;
+    const n = (this.#avail.getUint16(2, true) - this.#lastAvail) & 0xffff;
     return n > this.size ? 0 : n;
   }
 
@@ -135,14 +145,15 @@ export class SplitQueueDevice {
   pop(): DescChain | undefined {
     if (this.#broken !== undefined) return undefined;
     const mem = this.#mem;
-    const availIdx = mem.readU16(this.availAddr + 2);
+    const avail = this.#avail;
+    const availIdx = avail.getUint16(2, true);
     const pending = (availIdx - this.#lastAvail) & 0xffff;
     if (pending === 0) return undefined;
     if (pending > this.size) {
       // Firecracker treats this as a malicious driver: the index cannot be more than a ring ahead.
       return this.#fail("VQ_AVAIL_IDX_AHEAD", `available index ${availIdx} is ${pending} entries ahead of ${this.#lastAvail} in a queue of ${this.size}`, { availIdx, lastAvailIdx: this.#lastAvail });
     }
-    const head = mem.readU16(this.availAddr + 4 + 2 * (this.#lastAvail & this.#mask));
+    const head = avail.getUint16(4 + 2 * (this.#lastAvail & this.#mask), true);
     if (head >= this.size) {
       return this.#fail("VQ_BAD_HEAD", `available ring names descriptor ${head} of ${this.size}`, { head });
     }
@@ -150,7 +161,7 @@ export class SplitQueueDevice {
     const writable: Segment[] = [];
     let readableLen = 0;
     let writableLen = 0;
-    let table = this.descAddr;
+    let table = this.#desc;
     let tableSize = this.size;
     let inIndirect = false;
     let i = head;
@@ -161,12 +172,12 @@ export class SplitQueueDevice {
         return this.#fail("VQ_CHAIN_LOOP", `descriptor chain from ${head} is longer than its table of ${tableSize} (a loop)`, { head });
       }
       total++;
-      const d = table + 16 * i;
-      const lo = mem.readU32(d);
-      const hi = mem.readU32(d + 4);
-      const len = mem.readU32(d + 8);
-      const flags = mem.readU16(d + 12);
-      const next = mem.readU16(d + 14);
+      const d = 16 * i;
+      const lo = table.getUint32(d, true);
+      const hi = table.getUint32(d + 4, true);
+      const len = table.getUint32(d + 8, true);
+      const flags = table.getUint16(d + 12, true);
+      const next = table.getUint16(d + 14, true);
       if (hi > 0x1fffff) {
         return this.#fail("VQ_BAD_BUFFER", `descriptor ${i} address is beyond guest memory`, { head, index: i });
       }
@@ -179,7 +190,7 @@ export class SplitQueueDevice {
         if ((flags & VIRTQ_DESC_F_NEXT) !== 0) return this.#fail("VQ_INDIRECT_WITH_NEXT", `descriptor ${i} sets both INDIRECT and NEXT`, { head, index: i });
         if (len === 0 || len % 16 !== 0) return this.#fail("VQ_INDIRECT_BAD_LEN", `indirect table length ${len} is not a non-zero multiple of 16`, { head, len });
         if (!mem.contains(addr, len)) return this.#fail("VQ_BAD_BUFFER", `indirect table 0x${addr.toString(16)}+${len} is outside guest memory`, { head, addr, len });
-        table = addr;
+        table = dataView(mem.view(addr, len));
         tableSize = len / 16;
         inIndirect = true;
         walked = 0;
@@ -206,7 +217,7 @@ export class SplitQueueDevice {
     this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
     // As QEMU's virtqueue_pop: with EVENT_IDX and notifications wanted, keep avail_event at the
     // next slot, so the driver notifies for the very next buffer (§2.7.10).
-    if (this.eventIdx && this.#notifyOn) mem.writeU16(this.#availEventAddr, this.#lastAvail);
+    if (this.eventIdx && this.#notifyOn) this.#used.setUint16(this.#availEventOff, this.#lastAvail, true);
     this.stats.chains++;
     this.stats.descriptors += total;
     return { head, readable, writable, readableLen, writableLen, descriptors: total };
@@ -222,9 +233,9 @@ export class SplitQueueDevice {
     if (this.inFlight === 0 || head >= this.size) {
       throw new VirtqueueError("VQ_USED_OVERFLOW", `device returned descriptor ${head} with ${this.inFlight} chain(s) in flight`, { details: { head } });
     }
-    const e = this.usedAddr + 4 + 8 * (this.#usedIdx & this.#mask);
-    this.#mem.writeU32(e, head);
-    this.#mem.writeU32(e + 4, len);
+    const e = 4 + 8 * (this.#usedIdx & this.#mask);
+    this.#used.setUint32(e, head, true);
+    this.#used.setUint32(e + 4, len, true);
     this.#usedIdx = (this.#usedIdx + 1) & 0xffff;
     this.stats.usedEntries++;
   }
@@ -232,7 +243,7 @@ export class SplitQueueDevice {
   /** Makes the used entries added so far visible (writes used.idx). */
   publishUsed(): void {
     if (this.#broken !== undefined) return;
-    this.#mem.writeU16(this.usedAddr + 2, this.#usedIdx);
+    this.#used.setUint16(2, this.#usedIdx, true);
   }
 
   /** addUsed + publishUsed. */
@@ -255,8 +266,8 @@ export class SplitQueueDevice {
     this.#signalled = now;
     this.#signalledValid = true;
     let want: boolean;
-    if (this.eventIdx) want = !valid || needEvent(this.#mem.readU16(this.#usedEventAddr), now, old);
-    else want = (this.#mem.readU16(this.availAddr) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    if (this.eventIdx) want = !valid || needEvent(this.#avail.getUint16(this.#usedEventOff, true), now, old);
+    else want = (this.#avail.getUint16(0, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
     if (want) this.stats.interruptsSent++;
     else this.stats.interruptsSuppressed++;
     return want;
@@ -266,7 +277,7 @@ export class SplitQueueDevice {
   disableNotification(): void {
     this.#notifyOn = false;
     if (this.#broken !== undefined || this.eventIdx) return; // with EVENT_IDX: leave avail_event behind
-    this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) | VIRTQ_USED_F_NO_NOTIFY);
+    this.#used.setUint16(0, this.#used.getUint16(0, true) | VIRTQ_USED_F_NO_NOTIFY, true);
   }
 
   /**
@@ -276,16 +287,20 @@ export class SplitQueueDevice {
   enableNotification(): boolean {
     this.#notifyOn = true;
     if (this.#broken !== undefined) return false;
-    if (this.eventIdx) this.#mem.writeU16(this.#availEventAddr, this.#lastAvail);
-    else this.#mem.writeU16(this.usedAddr, this.#mem.readU16(this.usedAddr) & ~VIRTQ_USED_F_NO_NOTIFY);
+    if (this.eventIdx) this.#used.setUint16(this.#availEventOff, this.#lastAvail, true);
+    else this.#used.setUint16(0, this.#used.getUint16(0, true) & ~VIRTQ_USED_F_NO_NOTIFY, true);
     return this.available() > 0;
   }
 
   /** Copies the chain's readable bytes, starting `skip` bytes in, into one buffer. */
   readChain(chain: DescChain, skip = 0): Uint8Array {
+    const segs = chain.readable;
+    const first = segs[0];
+    // The common case, one segment: a single copy.
+    if (segs.length === 1 && first !== undefined && skip <= first.len) return this.#mem.read(first.addr + skip, first.len - skip);
     const out = new Uint8Array(Math.max(0, chain.readableLen - skip));
     let o = 0;
-    for (const s of chain.readable) {
+    for (const s of segs) {
       if (skip >= s.len) {
         skip -= s.len;
         continue;
@@ -310,7 +325,8 @@ export class SplitQueueDevice {
         continue;
       }
       const n = Math.min(s.len - skip, data.length - d);
-      this.#mem.view(s.addr + skip, n).set(data.subarray(d, d + n));
+      if (d === 0 && n === data.length) this.#mem.write(s.addr + skip, data);
+      else this.#mem.write(s.addr + skip, data.subarray(d, d + n));
       d += n;
       skip = 0;
     }
@@ -324,4 +340,8 @@ export class SplitQueueDevice {
     this.#onViolation?.(e);
     return undefined;
   }
+}
+
+function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -64,6 +64,9 @@ export class SplitQueueDriver<T> {
   #availFlags = 0;
   #inFlightCount = 0;
   #ownedAreas: number[] = [];
+  readonly #desc: DataView;
+  readonly #avail: DataView;
+  readonly #used: DataView;
 
   /**
    * Drives an existing ring layout. The areas must already be zeroed (allocate() does that).
@@ -73,6 +76,9 @@ export class SplitQueueDriver<T> {
     const bad = checkRingConfig(config, (a, l) => memory.contains(a, l));
     if (bad !== undefined) throw bad;
     this.#mem = memory;
+    this.#desc = dataView(memory.view(config.descAddr, descTableBytes(config.size)));
+    this.#avail = dataView(memory.view(config.availAddr, availRingBytes(config.size)));
+    this.#used = dataView(memory.view(config.usedAddr, usedRingBytes(config.size)));
     this.#alloc = allocator;
     this.config = config;
     this.size = config.size;
@@ -145,13 +151,14 @@ export class SplitQueueDriver<T> {
     const head = this.#freeHead;
     if (useIndirect && this.#alloc !== undefined) {
       const table = this.#alloc.alloc(16 * total, 16);
+      const tdv = dataView(mem.view(table, 16 * total));
       for (let k = 0; k < total; k++) {
         const s = k < out.length ? out[k] : inn[k - out.length];
         if (s === undefined) continue;
         const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (k + 1 < total ? VIRTQ_DESC_F_NEXT : 0);
-        writeDesc(mem, table + 16 * k, s.addr, s.len, flags, k + 1 < total ? k + 1 : 0);
+        writeDesc(tdv, 16 * k, s.addr, s.len, flags, k + 1 < total ? k + 1 : 0);
       }
-      writeDesc(mem, this.config.descAddr + 16 * head, table, 16 * total, VIRTQ_DESC_F_INDIRECT, 0);
+      writeDesc(this.#desc, 16 * head, table, 16 * total, VIRTQ_DESC_F_INDIRECT, 0);
       this.#freeHead = this.#next[head] ?? 0;
       this.#indirectTable[head] = table;
       this.#chainLen[head] = 1;
@@ -162,7 +169,7 @@ export class SplitQueueDriver<T> {
         const nxt = this.#next[i] ?? 0;
         if (s !== undefined) {
           const flags = (k < out.length ? 0 : VIRTQ_DESC_F_WRITE) | (k + 1 < total ? VIRTQ_DESC_F_NEXT : 0);
-          writeDesc(mem, this.config.descAddr + 16 * i, s.addr, s.len, flags, k + 1 < total ? nxt : 0);
+          writeDesc(this.#desc, 16 * i, s.addr, s.len, flags, k + 1 < total ? nxt : 0);
         }
         i = nxt;
       }
@@ -173,10 +180,10 @@ export class SplitQueueDriver<T> {
     this.#tokens[head] = token;
     this.#inFlightHead[head] = 1;
     this.#inFlightCount++;
-    mem.writeU16(this.config.availAddr + 4 + 2 * (this.#availIdx & this.#mask), head);
+    this.#avail.setUint16(4 + 2 * (this.#availIdx & this.#mask), head, true);
     this.#availIdx = (this.#availIdx + 1) & 0xffff;
     // §2.7.13.3: the ring entry must be visible before idx; JS is single-threaded here.
-    mem.writeU16(this.config.availAddr + 2, this.#availIdx);
+    this.#avail.setUint16(2, this.#availIdx, true);
     this.#numAdded++;
     return head;
   }
@@ -191,13 +198,13 @@ export class SplitQueueDriver<T> {
     const now = this.#availIdx;
     const old = (now - this.#numAdded) & 0xffff;
     this.#numAdded = 0;
-    if (this.config.eventIdx) return needEvent(this.#mem.readU16(this.config.usedAddr + 4 + 8 * this.size), now, old);
-    return (this.#mem.readU16(this.config.usedAddr) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+    if (this.config.eventIdx) return needEvent(this.#used.getUint16(4 + 8 * this.size, true), now, old);
+    return (this.#used.getUint16(0, true) & VIRTQ_USED_F_NO_NOTIFY) === 0;
   }
 
   /** True when the device has returned buffers not yet reaped. */
   hasUsed(): boolean {
-    return this.#mem.readU16(this.config.usedAddr + 2) !== this.#lastUsed;
+    return this.#used.getUint16(2, true) !== this.#lastUsed;
   }
 
   /**
@@ -205,15 +212,15 @@ export class SplitQueueDriver<T> {
    * (VQ_DEVICE_USED_AHEAD, VQ_DEVICE_BAD_ID) when the device broke the ring rules.
    */
   getUsed(): UsedBuffer<T> | undefined {
-    const mem = this.#mem;
-    const usedIdx = mem.readU16(this.config.usedAddr + 2);
+    const used = this.#used;
+    const usedIdx = used.getUint16(2, true);
     if (usedIdx === this.#lastUsed) return undefined;
     if (((usedIdx - this.#lastUsed) & 0xffff) > this.size) {
       throw new VirtqueueError("VQ_DEVICE_USED_AHEAD", `device used index ${usedIdx} runs ahead of ${this.#lastUsed}`, { details: { usedIdx } });
     }
-    const e = this.config.usedAddr + 4 + 8 * (this.#lastUsed & this.#mask);
-    const head = mem.readU32(e);
-    const len = mem.readU32(e + 4);
+    const e = 4 + 8 * (this.#lastUsed & this.#mask);
+    const head = used.getUint32(e, true);
+    const len = used.getUint32(e + 4, true);
     if (head >= this.size || this.#inFlightHead[head] !== 1) {
       throw new VirtqueueError("VQ_DEVICE_BAD_ID", `device returned descriptor ${head}, which is not in flight`, { details: { head } });
     }
@@ -222,7 +229,7 @@ export class SplitQueueDriver<T> {
     this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
     // Linux: with EVENT_IDX and callbacks on, keep used_event at the reap point.
     if (this.config.eventIdx && (this.#availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0) {
-      mem.writeU16(this.config.availAddr + 4 + 2 * this.size, this.#lastUsed);
+      this.#avail.setUint16(4 + 2 * this.size, this.#lastUsed, true);
     }
     return { token, len, head };
   }
@@ -230,7 +237,7 @@ export class SplitQueueDriver<T> {
   /** Asks the device not to interrupt (§2.7.7); best effort, as the spec says. */
   disableCallbacks(): void {
     this.#availFlags |= VIRTQ_AVAIL_F_NO_INTERRUPT;
-    if (!this.config.eventIdx) this.#mem.writeU16(this.config.availAddr, this.#availFlags);
+    if (!this.config.eventIdx) this.#avail.setUint16(0, this.#availFlags, true);
   }
 
   /**
@@ -239,8 +246,8 @@ export class SplitQueueDriver<T> {
    */
   enableCallbacks(): boolean {
     this.#availFlags &= ~VIRTQ_AVAIL_F_NO_INTERRUPT;
-    if (this.config.eventIdx) this.#mem.writeU16(this.config.availAddr + 4 + 2 * this.size, this.#lastUsed);
-    else this.#mem.writeU16(this.config.availAddr, this.#availFlags);
+    if (this.config.eventIdx) this.#avail.setUint16(4 + 2 * this.size, this.#lastUsed, true);
+    else this.#avail.setUint16(0, this.#availFlags, true);
     return this.hasUsed();
   }
 
@@ -277,10 +284,14 @@ export class SplitQueueDriver<T> {
   }
 }
 
-function writeDesc(mem: GuestMemory, at: number, addr: number, len: number, flags: number, next: number): void {
-  mem.writeU32(at, addr % 0x1_0000_0000);
-  mem.writeU32(at + 4, Math.floor(addr / 0x1_0000_0000));
-  mem.writeU32(at + 8, len);
-  mem.writeU16(at + 12, flags);
-  mem.writeU16(at + 14, next);
+function writeDesc(dv: DataView, at: number, addr: number, len: number, flags: number, next: number): void {
+  dv.setUint32(at, addr % 0x1_0000_0000, true);
+  dv.setUint32(at + 4, Math.floor(addr / 0x1_0000_0000), true);
+  dv.setUint32(at + 8, len, true);
+  dv.setUint16(at + 12, flags, true);
+  dv.setUint16(at + 14, next, true);
+}
+
+function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -127,13 +127,14 @@ export interface VirtioNetStats {
 
 const MAC_TABLE_ENTRIES = 64; // as QEMU: more entries than this means "accept all" of that kind
 const ETH_HLEN = 14;
-const BROADCAST = "ff:ff:ff:ff:ff:ff";
 
-function macKey(b: Uint8Array, off = 0): string {
-  let s = "";
-  for (let i = 0; i < 6; i++) s += (i > 0 ? ":" : "") + (b[off + i] ?? 0).toString(16).padStart(2, "0");
-  return s;
+/** A MAC address as a 48-bit number (for sets and comparisons without strings). */
+function macNum(b: Uint8Array, off = 0): number {
+  return ((b[off] ?? 0) * 0x100 + (b[off + 1] ?? 0)) * 0x1_0000_0000 + ((((b[off + 2] ?? 0) << 24) | ((b[off + 3] ?? 0) << 16) | ((b[off + 4] ?? 0) << 8) | (b[off + 5] ?? 0)) >>> 0);
 }
+const BROADCAST = 0xffff_ffff_ffff;
+/** struct virtio_net_hdr_v1 for received frames: no offloads, num_buffers = 1 (§5.1.6.4). */
+const RX_HDR = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0);
 
 export class VirtioNet implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_NET;
@@ -160,8 +161,11 @@ export class VirtioNet implements VirtioDevice {
   // Receive filter (§5.1.6.5.1, .2, .3).
   #promisc = false;
   #allmulti = false;
-  #uc = new Set<string>();
-  #mc = new Set<string>();
+  #uc = new Set<number>();
+  #mc = new Set<number>();
+  #macNum: number;
+  #mqOn = false;
+  #ctrlOn = false;
   #ucOverflow = false;
   #mcOverflow = false;
   #vlans = new Uint8Array(4096);
@@ -174,6 +178,7 @@ export class VirtioNet implements VirtioDevice {
     if (opts.mac.length !== 6) throw new VirtioNetError("NET_BAD_OPTION", "a MAC address is 6 bytes");
     this.#permanentMac = Uint8Array.from(opts.mac);
     this.#mac = Uint8Array.from(opts.mac);
+    this.#macNum = macNum(this.#mac);
     this.mtu = opts.mtu ?? 1500;
     this.maxPairs = opts.queuePairs ?? 1;
     this.queueSize = opts.queueSize ?? 256;
@@ -275,6 +280,8 @@ export class VirtioNet implements VirtioDevice {
   }
   activate(ctx: ActivateContext): void {
     this.#ctx = ctx;
+    this.#mqOn = (ctx.features & bit(VIRTIO_NET_F_MQ)) !== 0n;
+    this.#ctrlOn = (ctx.features & bit(VIRTIO_NET_F_CTRL_VQ)) !== 0n;
     // QEMU: without CTRL_VLAN every VLAN passes; with it the table starts empty.
     this.#vlanFilter = (ctx.features & bit(VIRTIO_NET_F_CTRL_VLAN)) !== 0n;
     this.#vlans.fill(0);
@@ -300,6 +307,9 @@ export class VirtioNet implements VirtioDevice {
     this.stats.rxDroppedNotReady += this.#backlog.length;
     this.#backlog = [];
     this.#mac.set(this.#permanentMac);
+    this.#macNum = macNum(this.#mac);
+    this.#mqOn = false;
+    this.#ctrlOn = false;
     this.#promisc = false;
     this.#allmulti = false;
     this.#uc.clear();
@@ -313,15 +323,12 @@ export class VirtioNet implements VirtioDevice {
 
   // ------------------------------------------------------------------ data path
 
-  #mq(): boolean {
-    return (this.features & bit(VIRTIO_NET_F_MQ)) !== 0n;
-  }
   #ctrlIndex(): number {
-    if ((this.features & bit(VIRTIO_NET_F_CTRL_VQ)) === 0n) return -1;
-    return this.#mq() ? 2 * this.maxPairs : 2;
+    if (!this.#ctrlOn) return -1;
+    return this.#mqOn ? 2 * this.maxPairs : 2;
   }
   #usablePairs(): number {
-    return this.#mq() ? this.#pairs : 1;
+    return this.#mqOn ? this.#pairs : 1;
   }
 
   #serveTx(ctx: ActivateContext, queue: number): void {
@@ -332,7 +339,7 @@ export class VirtioNet implements VirtioDevice {
       q.disableNotification();
       let n = 0;
       for (let c = q.pop(); c !== undefined; c = q.pop()) {
-        this.#transmitChain(q, c, backend);
+        this.#transmitChain(ctx, q, c, backend);
         q.addUsed(c.head, 0);
         n++;
       }
@@ -345,14 +352,15 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
-  #transmitChain(q: SplitQueueDevice, c: DescChain, backend: NetBackend | undefined): void {
+  #transmitChain(ctx: ActivateContext, q: SplitQueueDevice, c: DescChain, backend: NetBackend | undefined): void {
     if (c.readableLen < VIRTIO_NET_HDR_LEN) {
       this.stats.txErrors++;
       return;
     }
-    const hdr = q.readChain(c).subarray(0, VIRTIO_NET_HDR_LEN);
-    // No GSO feature is offered, so gso_type must be NONE (§5.1.6.2.1).
-    if (hdr[1] !== VIRTIO_NET_HDR_GSO_NONE) {
+    // gso_type is byte 1 of the header; no GSO feature is offered, so it must be NONE (§5.1.6.2.1).
+    const first = c.readable[0];
+    const gso = first !== undefined && first.len >= 2 ? ctx.memory.readU8(first.addr + 1) : (q.readChain(c)[1] ?? 0);
+    if (gso !== VIRTIO_NET_HDR_GSO_NONE) {
       this.stats.txErrors++;
       return;
     }
@@ -430,10 +438,7 @@ export class VirtioNet implements VirtioDevice {
       ctx.signalUsed(rxIndex);
       return "dropped";
     }
-    // struct virtio_net_hdr_v1: no checksum or GSO offload; num_buffers = 1 (§5.1.6.4).
-    const hdr = new Uint8Array(VIRTIO_NET_HDR_LEN);
-    hdr[10] = 1;
-    q.writeChain(c, hdr);
+    q.writeChain(c, RX_HDR);
     q.writeChain(c, frame, VIRTIO_NET_HDR_LEN);
     q.pushUsed(c.head, total);
     ctx.signalUsed(rxIndex);
@@ -449,10 +454,10 @@ export class VirtioNet implements VirtioDevice {
       if (this.#vlans[vid] !== 1) return false;
     }
     if (this.#promisc) return true;
-    const dst = macKey(frame);
+    const dst = macNum(frame);
     if (dst === BROADCAST) return true;
     if (((frame[0] ?? 0) & 1) !== 0) return this.#allmulti || this.#mcOverflow || this.#mc.has(dst);
-    return dst === macKey(this.#mac) || this.#ucOverflow || this.#uc.has(dst);
+    return dst === this.#macNum || this.#ucOverflow || this.#uc.has(dst);
   }
 
   // ------------------------------------------------------------------ control queue (§5.1.6.5)
@@ -534,12 +539,13 @@ export class VirtioNet implements VirtioDevice {
         return;
       case "mac-address":
         this.#mac.set(req.mac);
+        this.#macNum = macNum(this.#mac);
         // The MAC in the configuration space follows (§5.1.4: mac is the device's address).
         this.#hooks?.configChanged();
         return;
       case "mac-table":
-        this.#uc = new Set(req.unicast.slice(0, MAC_TABLE_ENTRIES).map((m) => macKey(m)));
-        this.#mc = new Set(req.multicast.slice(0, MAC_TABLE_ENTRIES).map((m) => macKey(m)));
+        this.#uc = new Set(req.unicast.slice(0, MAC_TABLE_ENTRIES).map((m) => macNum(m)));
+        this.#mc = new Set(req.multicast.slice(0, MAC_TABLE_ENTRIES).map((m) => macNum(m)));
         this.#ucOverflow = req.unicast.length > MAC_TABLE_ENTRIES;
         this.#mcOverflow = req.multicast.length > MAC_TABLE_ENTRIES;
         return;
