@@ -9,6 +9,16 @@ import type { IpAddress } from "./ip.js";
 export function checksumAdd(sum: number, b: Uint8Array, off = 0, len = b.length - off): number {
   const end = off + len;
   let i = off;
+  if (len >= 64) {
+    // 32-bit big-endian loads through a DataView are the fastest path V8 offers for long runs.
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const end8 = end - 7;
+    for (; i < end8; i += 8) {
+      const w0 = v.getUint32(i);
+      const w1 = v.getUint32(i + 4);
+      sum += (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff);
+    }
+  }
   for (; i + 1 < end; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
   if (i < end) sum += b[i]! << 8; // odd byte padded with zero
   return sum;

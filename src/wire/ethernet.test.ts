@@ -8,10 +8,14 @@ import {
   MacAddress,
   WireError,
   outerVlanTag,
+  outerVlanTci,
   popVlanTag,
+  popVlanTagInto,
   pushVlanTag,
+  pushVlanTagInto,
   vlanTag,
   macKeyAt,
+  tciOf,
 } from "./index.js";
 
 function isWireError(code: string) {
@@ -154,4 +158,37 @@ test("random bytes: Ethernet parsing throws only WireError and round trips", () 
       assert.deepEqual(out, b.subarray(0, f.headerLen));
     }),
   );
+});
+
+test("push/pop into a scratch buffer and in place match the allocating forms", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 14, maxLength: 80 }), fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 7 }), fc.boolean(), (raw, vid, pcp, ad) => {
+      const frame = raw.slice();
+      frame[12] = 0x08; // make it untagged
+      const tag = vlanTag(vid, { pcp, tpid: ad ? EtherType.QINQ : EtherType.VLAN });
+      const tagged = pushVlanTag(frame, tag);
+      const scratch = new Uint8Array(100).fill(0xee);
+      const n = pushVlanTagInto(frame, tag, scratch);
+      assert.deepEqual(scratch.subarray(0, n), tagged);
+      // In place: the frame sits at the start of a larger buffer.
+      const room = new Uint8Array(frame.length + 4);
+      room.set(frame);
+      assert.equal(pushVlanTagInto(room.subarray(0, frame.length), tag, room), tagged.length);
+      assert.deepEqual(room, tagged);
+      assert.equal(outerVlanTci(tagged), tag.tpid * 0x10000 + tciOf(tag));
+      assert.equal(outerVlanTci(frame), -1);
+      const back = new Uint8Array(100);
+      const m = popVlanTagInto(tagged, back);
+      assert.deepEqual(back.subarray(0, m), frame);
+      assert.equal(popVlanTagInto(frame, back), -1);
+      const inPlace = tagged.slice();
+      assert.equal(popVlanTagInto(inPlace, inPlace), frame.length);
+      assert.deepEqual(inPlace.subarray(0, frame.length), frame);
+      assert.deepEqual(popVlanTag(tagged)?.frame, frame);
+    }),
+  );
+  const f = new Uint8Array(20);
+  assert.throws(() => pushVlanTagInto(f, vlanTag(1), new Uint8Array(23)), isWireError("WIRE_BUFFER_TOO_SMALL"));
+  const t = pushVlanTag(f, vlanTag(1));
+  assert.throws(() => popVlanTagInto(t, new Uint8Array(19)), isWireError("WIRE_BUFFER_TOO_SMALL"));
 });

@@ -14,6 +14,9 @@ export {
   pushVlanTag,
   popVlanTag,
   outerVlanTag,
+  pushVlanTagInto,
+  popVlanTagInto,
+  outerVlanTci,
 } from "./ethernet.js";
 export type { VlanTag } from "./ethernet.js";
 export { IpProtocol, Ipv4Address, Ipv6Address, parseIpAddress } from "./ip.js";

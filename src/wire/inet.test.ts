@@ -27,6 +27,7 @@ import {
   buildIpFrame,
   buildUdpFrame,
   dissectFrame,
+  checksumAdd,
   internetChecksum,
   ipv4Repr,
   parseIpAddress,
@@ -290,5 +291,21 @@ test("property: built frames dissect back to what was asked, for both families",
       assert.equal(ip?.src.toString(), s.toString());
     }),
     { numRuns: 200 },
+  );
+});
+
+test("property: the checksum sum is the same on every alignment and length (fast path vs bytewise)", () => {
+  const slow = (b: Uint8Array, off: number, len: number) => {
+    let s = 0;
+    for (let i = 0; i < len; i += 2) s += (b[off + i]! << 8) | (i + 1 < len ? b[off + i + 1]! : 0);
+    return s;
+  };
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (b, x, y) => {
+      const off = b.length === 0 ? 0 : x % b.length;
+      const len = (b.length - off === 0) ? 0 : y % (b.length - off + 1);
+      assert.equal(checksumAdd(0, b, off, len), slow(b, off, len));
+      assert.equal(checksumAdd(0, b.subarray(off), 0, len), slow(b, off, len));
+    }),
   );
 });
