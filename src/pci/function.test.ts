@@ -277,3 +277,44 @@ test("constructor arguments are validated with PCI_BAD_ARGUMENT", () => {
   assert.throws(() => new PciFunction({ vendorId: 1, deviceId: 0, classCode: 0x1000000, express: true }), code("PCI_BAD_ARGUMENT"));
   assert.throws(() => new PciFunction({ vendorId: 1, deviceId: 0, classCode: 0, express: true, interruptPin: 5 }), code("PCI_BAD_ARGUMENT"));
 });
+
+import { AriCapability } from "./ari.js";
+
+test("PCIe Base §7.8.7: ARI Capability (Next Function Number) and ARI Control are read-only here", () => {
+  const f = plain();
+  const ari = new AriCapability(f, { nextFunction: 4 });
+  assert.equal(f.configRead(ari.offset, 4), 0x0001000e);
+  f.configWrite(ari.offset + 4, 4, 0xffffffff);
+  assert.equal(f.configRead(ari.offset + 4, 4), 0x0400);
+  assert.equal(ari.nextFunction, 4);
+  f.reset();
+  assert.equal(ari.nextFunction, 4);
+  assert.throws(() => ari.setNextFunction(256), code("PCI_BAD_ARGUMENT"));
+});
+
+test("PCI PM 1.2 §3.2.4: PME_Status is RW1C and PME_En RW when PME is supported; read-only otherwise", () => {
+  const f = plain();
+  const pm = new PowerManagementCapability(f, { pmeSupport: 0x18 });
+  assert.equal(f.configRead(pm.offset + 2, 2) >> 11, 0x18);
+  f.config.poke(pm.offset + 4, 2, f.configRead(pm.offset + 4, 2) | 0x8000);
+  f.configWrite(pm.offset + 4, 2, 0x0100);
+  assert.equal(f.configRead(pm.offset + 4, 2), 0x8108);
+  f.configWrite(pm.offset + 4, 2, 0x8000);
+  assert.equal(f.configRead(pm.offset + 4, 2), 0x0008);
+  const g = plain();
+  const pm2 = new PowerManagementCapability(g);
+  g.configWrite(pm2.offset + 4, 2, 0x8100);
+  assert.equal(g.configRead(pm2.offset + 4, 2), 0x0008);
+});
+
+test("PCI-to-PCI Bridge 1.2 §3.2.5: bridge windows are RW with their type bits read-only", () => {
+  const b = new PciFunction({ vendorId: 0x1b36, deviceId: 0x000c, classCode: 0x060400, express: true, headerType: 1 });
+  b.configWrite(0x20, 4, 0xffffffff);
+  assert.equal(b.configRead(0x20, 4), 0xfff0fff0);
+  b.configWrite(0x24, 4, 0xffffffff);
+  assert.equal(b.configRead(0x24, 4), 0xfff1fff1);
+  b.configWrite(0x1c, 2, 0xffff);
+  assert.equal(b.configRead(0x1c, 2), 0xf0f0);
+  b.configWrite(0x3e, 2, 0xffff);
+  assert.equal(b.configRead(0x3e, 2), 0x006f);
+});
