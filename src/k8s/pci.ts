@@ -66,14 +66,11 @@ async function readlinkOptional(sysfs: SysfsReader, path: string): Promise<strin
  * `<VF>/physfn`): `dir/net/*`, else `dir/virtio<N>/net/*` for every virtio child.
  */
 export async function netdevsAt(sysfs: SysfsReader, dir: string): Promise<string[]> {
-  const direct = await listOptional(sysfs, `${dir}/net`);
+  // Both listings go out at once: over the guest endpoint each is a round trip.
+  const [direct, entries] = await Promise.all([listOptional(sysfs, `${dir}/net`), listOptional(sysfs, dir)]);
   if (direct.length > 0) return direct;
-  const out: string[] = [];
-  for (const entry of await listOptional(sysfs, dir)) {
-    if (!/^virtio\d+$/.test(entry)) continue;
-    out.push(...(await listOptional(sysfs, `${dir}/${entry}/net`)));
-  }
-  return out;
+  const virtio = entries.filter((e) => /^virtio\d+$/.test(e));
+  return (await Promise.all(virtio.map((v) => listOptional(sysfs, `${dir}/${v}/net`)))).flat();
 }
 
 export function netdevsOf(sysfs: SysfsReader, bdf: string): Promise<string[]> {
@@ -90,10 +87,10 @@ export async function physfnOf(sysfs: SysfsReader, bdf: string): Promise<string 
 export async function vfsOf(sysfs: SysfsReader, pf: string): Promise<string[]> {
   const numText = await readOptional(sysfs, `${deviceDir(pf)}/sriov_numvfs`);
   const num = numText === undefined ? 0 : Number.parseInt(numText, 10);
+  if (!Number.isInteger(num) || num <= 0 || num > 65536) return [];
+  const links = await Promise.all(Array.from({ length: num }, (_, i) => readlinkOptional(sysfs, `${deviceDir(pf)}/virtfn${i}`)));
   const out: string[] = [];
-  if (!Number.isInteger(num) || num < 0) return out;
-  for (let i = 0; i < num; i++) {
-    const t = await readlinkOptional(sysfs, `${deviceDir(pf)}/virtfn${i}`);
+  for (const t of links) {
     if (t === undefined) break;
     out.push(basename(t));
   }
@@ -110,7 +107,7 @@ export interface VfLocation {
 
 /** Finds PF, VF index and PF netdev of a VF; throws K8S_NOT_A_VF with what is missing. */
 export async function locateVf(sysfs: SysfsReader, vf: string): Promise<VfLocation> {
-  const pf = await physfnOf(sysfs, vf);
+  const [pf, pfNetdevs] = await Promise.all([physfnOf(sysfs, vf), netdevsAt(sysfs, `${deviceDir(vf)}/physfn`)]);
   if (pf === undefined) {
     const exists = await readOptional(sysfs, `${deviceDir(vf)}/vendor`);
     throw new K8sError("K8S_NOT_A_VF", exists === undefined ? `no PCI function ${vf}` : `${vf} is not a VF (no physfn link)`, { details: { vf } });
@@ -118,7 +115,7 @@ export async function locateVf(sysfs: SysfsReader, vf: string): Promise<VfLocati
   const vfs = await vfsOf(sysfs, pf);
   const vfIndex = vfs.indexOf(vf);
   if (vfIndex < 0) throw new K8sError("K8S_NOT_A_VF", `${vf} is not among the virtfn links of ${pf}`, { details: { vf, pf } });
-  const pfNetdev = (await netdevsAt(sysfs, `${deviceDir(vf)}/physfn`))[0];
+  const pfNetdev = pfNetdevs[0];
   if (pfNetdev === undefined) throw new K8sError("K8S_NOT_A_VF", `PF ${pf} of ${vf} has no netdev (neither net/ nor virtio*/net/)`, { details: { vf, pf } });
   return { vf, pf, vfIndex, pfNetdev };
 }

@@ -217,12 +217,13 @@ function checkIpamResult(v: unknown): IpamResult {
 
 async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record<string, unknown>> {
   if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
+  const deviceID = conf.deviceID;
   const ns = requireNetnsName(env);
   const client = await connect(conf.guestEndpoint);
   try {
-    const namespaces = await client.netnsList();
+    // Independent look-ups go out together: each is a round trip to the guest.
+    const [namespaces, loc] = await Promise.all([client.netnsList(), locateVf(client, deviceID)]);
     if (!namespaces.includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
-    const loc = await locateVf(client, conf.deviceID);
     return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces));
   } finally {
     client.close();
@@ -236,19 +237,30 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
     if (holder !== undefined && namespaces.includes(holder)) {
       throw new K8sError("K8S_VF_BUSY", `VF ${loc.vf} is already allocated to namespace ${holder}`, { details: { vf: loc.vf, netns: holder } });
     }
+    await removeFile(allocPath(conf.dataDir, loc.vf)); // stale: its namespace is gone
   }
-  await removeFile(allocPath(conf.dataDir, loc.vf)); // stale: its namespace is gone
-  const vfNetdev = (await netdevsOf(client, loc.vf))[0];
-  if (vfNetdev === undefined) throw new K8sError("K8S_NOT_A_VF", `VF ${loc.vf} has no netdev in the initial namespace`, { details: { vf: loc.vf } });
-
-  const rtnl = new Rtnl(client);
-  const pf = await rtnl.getLink(null, { name: loc.pfNetdev }, true);
-  const orig = pf.vfs?.find((v) => v.vf === loc.vfIndex);
-  if (orig === undefined) throw new KernelError("EOPNOTSUPP", `failed to find vf ${loc.vfIndex}: ${loc.pfNetdev} reports no VF information (IFLA_VFINFO_LIST)`, { details: { pf: loc.pfNetdev, vf: loc.vfIndex } });
-  const vfLink = await rtnl.getLink(null, { name: vfNetdev });
-  const applied = wanted(conf, orig);
   const undo: (() => Promise<void>)[] = [];
+  // IPAM does not depend on the VF, so the delegate runs while the VF is being configured; its
+  // DEL is the last undo step (it is idempotent, so it is safe even if ADD never finished).
+  let ipamP: Promise<IpamResult> | undefined;
+  if (conf.ipamType !== undefined) {
+    const ipamType = conf.ipamType;
+    ipamP = execDelegate(ipamType, delegateEnv(env, "ADD"), stdin).then(checkIpamResult);
+    ipamP.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
+    undo.push(async () => {
+      await ipamP?.catch(() => undefined);
+      await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin);
+    });
+  }
+  const rtnl = new Rtnl(client);
   try {
+    const [vfNetdevs, pf, podFd] = await Promise.all([netdevsOf(client, loc.vf), rtnl.getLink(null, { name: loc.pfNetdev }, true), client.netnsOpen(ns)]);
+    const vfNetdev = vfNetdevs[0];
+    if (vfNetdev === undefined) throw new K8sError("K8S_NOT_A_VF", `VF ${loc.vf} has no netdev in the initial namespace`, { details: { vf: loc.vf } });
+    const orig = pf.vfs?.find((v) => v.vf === loc.vfIndex);
+    if (orig === undefined) throw new KernelError("EOPNOTSUPP", `failed to find vf ${loc.vfIndex}: ${loc.pfNetdev} reports no VF information (IFLA_VFINFO_LIST)`, { details: { pf: loc.pfNetdev, vf: loc.vfIndex } });
+    const vfLink = await rtnl.getLink(null, { name: vfNetdev });
+    const applied = wanted(conf, orig);
     const set = vfAttrs(loc.vfIndex, applied);
     if (set.length > 0) {
       undo.push(() => rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(loc.vfIndex, restoring(orig, applied)))]));
@@ -256,9 +268,7 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
     }
     // Down, into the pod's namespace, renamed to CNI_IFNAME there: one request, as do_setlink
     // renames inside dev_change_net_namespace, so the name never collides in the initial namespace.
-    const podFd = await client.netnsOpen(ns);
     await rtnl.setLink(null, vfLink.index, [nl.attrU32(nl.IFLA_NET_NS_FD, podFd), nl.attrStr(nl.IFLA_IFNAME, env.ifname)], 0, nl.IFF_UP);
-    await client.netnsClose(podFd);
     undo.push(async () => {
       const initFd = await client.netnsOpen(null);
       const l = await rtnl.getLink(ns, { name: env.ifname });
@@ -270,14 +280,8 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
     await rtnl.setLink(ns, pod.index, up, nl.IFF_UP, nl.IFF_UP);
     const mac = conf.mac ?? pod.mac ?? "";
 
-    let ipam: IpamResult | undefined;
-    if (conf.ipamType !== undefined) {
-      const ipamType = conf.ipamType;
-      const raw = await execDelegate(ipamType, delegateEnv(env, "ADD"), stdin);
-      undo.push(async () => {
-        await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin);
-      });
-      ipam = checkIpamResult(raw);
+    const ipam = await ipamP;
+    if (ipam !== undefined) {
       for (const ip of ipam.ips) {
         const c = parseCidr(ip.address)!;
         await rtnl.addAddress(ns, pod.index, c.addr.length === 4 ? nl.AF_INET : nl.AF_INET6, c.addr, c.prefixlen);
@@ -296,8 +300,10 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
       guestEndpoint: client.path, deviceID: loc.vf, pfNetdev: loc.pfNetdev, vfIndex: loc.vfIndex, vfNetdev,
       vfMac: vfLink.mac ?? null, vfMtu: vfLink.mtu ?? null, orig, applied, ipamType: conf.ipamType ?? null, conf: stdin,
     };
-    await writeAtomic(cachePath(conf.dataDir, env.containerId, env.ifname), JSON.stringify(entry));
-    await writeAtomic(allocPath(conf.dataDir, loc.vf), JSON.stringify({ netns: env.netns, containerId: env.containerId, ifname: env.ifname }));
+    await Promise.all([
+      writeAtomic(cachePath(conf.dataDir, env.containerId, env.ifname), JSON.stringify(entry)),
+      writeAtomic(allocPath(conf.dataDir, loc.vf), JSON.stringify({ netns: env.netns, containerId: env.containerId, ifname: env.ifname })),
+    ]);
     return result;
   } catch (e) {
     // Roll back in reverse so no half-configured VF and no leaked address remain (DESIGN.md §3.6).
@@ -329,16 +335,14 @@ async function loadEntry(conf: NetConf, containerId: string, ifname: string): Pr
 }
 
 async function cmdDel(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+  const ipamDel = async (): Promise<void> => {
+    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
+  };
   const entry = await loadEntry(conf, env.containerId, env.ifname);
-  if (entry === undefined) {
-    // Nothing of ours is left (never added, or already deleted): DEL still succeeds, and IPAM
-    // gets its DEL, which is idempotent too, so an address from a half-done ADD is freed.
-    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
-    return;
-  }
-  await release(entry, conf, async () => {
-    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
-  });
+  // Nothing of ours is left (never added, or already deleted): DEL still succeeds, and IPAM gets
+  // its DEL, which is idempotent too, so an address from a half-done ADD is freed.
+  if (entry === undefined) return ipamDel();
+  await release(entry, conf, ipamDel);
 }
 
 /** Gives a VF back: VF settings restored on the PF, netdev home with its name, MAC and MTU; state files removed. */
@@ -346,30 +350,30 @@ async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<
   const client = await GuestEndpointClient.connect(entry.guestEndpoint);
   try {
     await withLock(`${allocPath(conf.dataDir, entry.deviceID)}.lock`, LOCK_TIMEOUT_MS, async () => {
+      // The IPAM release is independent of the VF; it runs alongside.
+      const ipamP = ipamDel();
+      ipamP.catch(() => undefined);
       const rtnl = new Rtnl(client);
-      let vfPresent = true;
-      try {
-        await locateVf(client, entry.deviceID);
-      } catch (e) {
-        if (!(e instanceof K8sError && e.code === "K8S_NOT_A_VF")) throw e;
-        vfPresent = false; // the VF is gone (VFs disabled): nothing to restore on it
-      }
-      if (vfPresent) {
+      const ns = netnsName(entry.netns);
+      const [located, namespaces, initFd] = await Promise.all([
+        locateVf(client, entry.deviceID).catch((e: unknown) => {
+          if (e instanceof K8sError && e.code === "K8S_NOT_A_VF") return undefined; // the VF is gone (VFs disabled)
+          throw e;
+        }),
+        client.netnsList(),
+        client.netnsOpen(null),
+      ]);
+      if (located !== undefined) {
         const pf = await rtnl.getLink(null, { name: entry.pfNetdev });
         await rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(entry.vfIndex, restoring(entry.orig, entry.applied)))]);
-        const ns = netnsName(entry.netns);
-        if (ns !== undefined && (await client.netnsList()).includes(ns)) {
+        if (ns !== undefined && namespaces.includes(ns)) {
           let pod: { index: number } | undefined;
           try {
             pod = await rtnl.getLink(ns, { name: entry.ifname });
           } catch (e) {
             if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
           }
-          if (pod !== undefined) {
-            const initFd = await client.netnsOpen(null);
-            await rtnl.setLink(ns, pod.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev)], 0, nl.IFF_UP);
-            await client.netnsClose(initFd);
-          }
+          if (pod !== undefined) await rtnl.setLink(ns, pod.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev)], 0, nl.IFF_UP);
         }
         // Wherever it came back from (our move, or the kernel returning it when the namespace
         // died), put name, MAC and MTU back as ADD found them.
@@ -383,7 +387,7 @@ async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<
           if (attrs.length > 0) await rtnl.setLink(null, l.index, attrs, 0, l.up && home !== entry.vfNetdev ? nl.IFF_UP : 0);
         }
       }
-      await ipamDel();
+      await ipamP;
       const alloc = await readJson(allocPath(conf.dataDir, entry.deviceID));
       if (typeof alloc === "object" && alloc !== null && (alloc as Record<string, unknown>).containerId === entry.containerId) await removeFile(allocPath(conf.dataDir, entry.deviceID));
       await removeFile(cachePath(conf.dataDir, entry.containerId, entry.ifname));

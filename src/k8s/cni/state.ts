@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CniError } from "./errors.js";
 
@@ -10,13 +10,9 @@ import { CniError } from "./errors.js";
  */
 export async function writeAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  // rename(2) makes the update atomic: a reader sees the old file or the new one, never a torn
+  // one. No fsync: like sriov-cni's cache, the entry need not outlive a crash of the guest.
+  await writeFile(tmp, data, { mode: 0o600 });
   await rename(tmp, path);
 }
 

@@ -26,9 +26,9 @@ export interface CniBench {
   close(): Promise<void>;
 }
 
-export async function cniBench(numVfs = 4, namespaces: readonly string[] = ["pod1", "pod2"]): Promise<CniBench> {
+export async function cniBench(numVfs = 4, namespaces: readonly string[] = ["pod1", "pod2"], totalVfs = 8): Promise<CniBench> {
   const dir = await mkdtemp(join(tmpdir(), "vpf-cni-"));
-  const kernel = new FakeGuestKernel([{ bdf: PF_BDF, totalVfs: 8 }]);
+  const kernel = new FakeGuestKernel([{ bdf: PF_BDF, totalVfs }]);
   await kernel.sysfs.writeFile(`/sys/bus/pci/devices/${PF_BDF}/sriov_numvfs`, String(numVfs));
   for (const n of namespaces) kernel.netnsAdd(n);
   const endpoint = await serveGuestEndpoint(join(dir, "guest.sock"), kernel);
