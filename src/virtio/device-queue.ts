@@ -255,11 +255,13 @@ export class SplitQueueDevice {
   /**
    * Whether the driver wants an interrupt for the used entries published since the last call
    * (§2.7.7, §2.7.10): with EVENT_IDX, when used.idx has passed used_event; otherwise unless the
-   * driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Counts sent/suppressed interrupts.
+   * driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Counts sent/suppressed interrupts. `usedIdx` defaults
+   * to this queue's own index; an external data plane that wrote the ring itself passes the
+   * published one (publishedUsedIdx()).
    */
-  needsInterrupt(): boolean {
+  needsInterrupt(usedIdx = this.#usedIdx): boolean {
     if (this.#broken !== undefined) return false;
-    const now = this.#usedIdx;
+    const now = usedIdx & 0xffff;
     const old = this.#signalled;
     const valid = this.#signalledValid;
     if (valid && now === old) return false;
@@ -271,6 +273,11 @@ export class SplitQueueDevice {
     if (want) this.stats.interruptsSent++;
     else this.stats.interruptsSuppressed++;
     return want;
+  }
+
+  /** used.idx as it stands in guest memory (whoever wrote it). */
+  publishedUsedIdx(): number {
+    return this.#used.getUint16(2, true);
   }
 
   /** Asks the driver not to notify (while the device is polling anyway). */

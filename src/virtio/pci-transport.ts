@@ -277,7 +277,8 @@ export class VirtioPciTransport {
    */
   signalQueue(q: number): void {
     const s = this.#queues[q];
-    if (s?.dev === undefined || !s.dev.needsInterrupt()) return;
+    // Judge by used.idx in guest memory, so that an external data plane's entries count too.
+    if (s?.dev === undefined || !s.dev.needsInterrupt(s.dev.publishedUsedIdx())) return;
     this.#isr |= VIRTIO_PCI_ISR_QUEUE;
     this.#sendVector(s.vector);
   }
