@@ -24,7 +24,7 @@ export type { SriovOptions, SriovLayout, VfBarOptions, VfFunctionOptions } from 
 export { PciBus, routingId, ridBus, ridDevfn, devfnDevice, devfnFunction, formatBdf } from "./bus.js";
 export type { PciAddress, PciLocation, EffectHandler } from "./bus.js";
 export { EcamWindow, Conf1Ports, CONF1_ADDRESS_PORT, CONF1_DATA_PORT } from "./access.js";
-export { lspciDump, lspciAddress } from "./lspci.js";
+export { lspciDump, lspciAddress, lspciDumpBus } from "./lspci.js";
 export { makeExamplePf } from "./fixtures.js";
 export type { LspciAddress } from "./lspci.js";
 export * from "./regs.js";

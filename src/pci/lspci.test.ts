@@ -15,12 +15,12 @@ import { PCI_COMMAND } from "./regs.js";
  * Runs the real pciutils `lspci -vvv -F <dump>` (Debian package pciutils). A missing lspci
  * fails the test: the point is that an independent decoder accepts our bytes.
  */
-function lspci(dump: string): string {
+function lspci(dump: string, args: string[] = ["-vvv"]): string {
   const dir = mkdtempSync(join(tmpdir(), "vpf-lspci-"));
   try {
     const file = join(dir, "dump.txt");
     writeFileSync(file, dump);
-    return execFileSync("lspci", ["-vvv", "-F", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync("lspci", [...args, "-F", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -117,4 +117,25 @@ test("lspci dump format: header line, 16 bytes per line, 4096 bytes for PCIe and
   assert.match(convLines[16] ?? "", /^f0: /);
   assert.match(lspci(lspciDump(conv, lspciAddress(0, 0x18))), /^00:03\.0 Ethernet controller: .*\(rev 03\)\n/);
   assert.throws(() => lspciDump(conv, { bus: 0, device: 0, function: 8 }), (e: unknown) => e instanceof PciError && e.code === "PCI_BAD_ARGUMENT");
+});
+
+import { PciBus } from "./bus.js";
+import { lspciDumpBus } from "./lspci.js";
+
+test("lspci -F lists a bus dump: the PF and its 4 enabled VFs, whose raw Vendor/Device IDs read 0xFFFF (SR-IOV §3.4.1.1)", () => {
+  const { pf, sriov } = examplePf();
+  const bus = new PciBus();
+  bus.attach(pf, { bus: 1, devfn: 0 });
+  bus.configWrite(1, 0, sriov.offset + PCI_SRIOV_NUM_VF, 2, 4);
+  bus.configWrite(1, 0, sriov.offset + PCI_SRIOV_CTRL, 2, 0x19);
+  bus.attachEnabledVfs(pf, { classCode: 0x020000, revision: 1 });
+  bus.attachVf(sriov.vfFunction(5, { classCode: 0x020000 })); // attached but not enabled: not listed
+  const out = lspci(lspciDumpBus(bus), ["-n"]);
+  assert.deepEqual(out.trimEnd().split("\n"), [
+    "01:00.0 0200: 1af4:1041 (rev 01)",
+    "01:00.1 0200: ffff:ffff (rev 01)",
+    "01:00.2 0200: ffff:ffff (rev 01)",
+    "01:00.3 0200: ffff:ffff (rev 01)",
+    "01:00.4 0200: ffff:ffff (rev 01)",
+  ]);
 });

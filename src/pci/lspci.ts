@@ -40,3 +40,11 @@ export function lspciDump(fn: PciFunction, at: LspciAddress): string {
 export function lspciAddress(bus: number, devfn: number, domain = 0): LspciAddress {
   return { domain, bus, device: (devfn >> 3) & 0x1f, function: devfn & 7 };
 }
+
+/** Every function a bus answers for (VFs its PF has not enabled excluded), concatenated in RID order. */
+export function lspciDumpBus(bus: { functions(): { rid: number; fn: PciFunction }[] }, domain = 0): string {
+  return bus.functions()
+    .filter(({ fn }) => fn.present)
+    .map(({ rid, fn }) => lspciDump(fn, lspciAddress(rid >> 8, rid & 0xff, domain)))
+    .join("");
+}
