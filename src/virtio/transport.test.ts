@@ -1,0 +1,190 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GuestAllocator, GuestMemory } from "../memory/index.js";
+import { PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, PciFunction, SriovCapability } from "../pci/index.js";
+import {
+  LoopbackBackend,
+  SplitQueueDevice,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_NET_CTRL_MQ,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+  VIRTIO_NET_ERR,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MQ,
+  VIRTIO_NET_OK,
+  VIRTIO_PCI_BAR_SPEC,
+  VIRTIO_RING_F_EVENT_IDX,
+  VirtioPciDriver,
+  VirtioTransportError,
+  attachVirtioNet,
+  bit,
+  createVirtioNetPci,
+  type SplitQueueDriver,
+} from "./index.js";
+
+const MAC = Uint8Array.of(0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc);
+const ALL = (1n << 64n) - 1n;
+
+function frame(n: number, len = 64): Uint8Array {
+  const f = new Uint8Array(len);
+  f.set(MAC, 0);
+  f[6] = 2;
+  f[12] = 0x08;
+  f[len - 1] = n;
+  return f;
+}
+
+class NetDriver {
+  readonly queues = new Map<number, SplitQueueDriver<number>>();
+  constructor(readonly drv: VirtioPciDriver, readonly mem: GuestMemory, readonly alloc: GuestAllocator) {}
+  setup(indices: number[], size = 32): void {
+    for (const q of indices) this.queues.set(q, this.drv.setupQueue<number>(q, { size }));
+  }
+  q(i: number): SplitQueueDriver<number> {
+    const q = this.queues.get(i);
+    assert.ok(q !== undefined);
+    return q;
+  }
+  post(rx: number, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const a = this.alloc.alloc(1530, 64);
+      this.q(rx).add([], [{ addr: a, len: 1530 }], a);
+    }
+    this.drv.kick(rx);
+  }
+  send(tx: number, f: Uint8Array, split = false): void {
+    const a = this.alloc.alloc(12 + f.length, 64);
+    this.mem.fill(a, 12);
+    this.mem.write(a + 12, f);
+    const segs = split ? [{ addr: a, len: 12 }, { addr: a + 12, len: f.length }] : [{ addr: a, len: 12 + f.length }];
+    this.q(tx).add(segs, [], a, { indirect: split });
+    this.drv.kick(tx);
+    while (this.q(tx).getUsed() !== undefined);
+  }
+  recv(rx: number): number[] {
+    const out: number[] = [];
+    for (let u = this.q(rx).getUsed(); u !== undefined; u = this.q(rx).getUsed()) out.push(this.mem.readU8(u.token + u.len - 1));
+    return out;
+  }
+  ctrl(q: number, bytes: number[]): number {
+    const a = this.alloc.alloc(bytes.length + 1, 8);
+    this.mem.write(a, Uint8Array.from(bytes));
+    this.q(q).add([{ addr: a, len: bytes.length }], [{ addr: a + bytes.length, len: 1 }], a);
+    this.drv.kick(q);
+    const u = this.q(q).getUsed();
+    assert.ok(u !== undefined);
+    return this.mem.readU8(a + bytes.length);
+  }
+}
+
+function machine(opts: { queuePairs?: number } = {}) {
+  const mem = new GuestMemory(1 << 22);
+  const alloc = new GuestAllocator(mem, 0x1000, (1 << 22) - 0x1000);
+  const dev = createVirtioNetPci({ memory: mem, mac: MAC, backend: new LoopbackBackend(), ...opts });
+  const drv = new VirtioPciDriver(dev.fn, mem, alloc);
+  drv.enableFunction();
+  return { mem, alloc, dev, drv, net: new NetDriver(drv, mem, alloc) };
+}
+
+test("multiqueue: control queue at 2N, VQ_PAIRS_SET spreads receive over the pairs", () => {
+  const m = machine({ queuePairs: 2 });
+  const f = m.drv.negotiate(ALL);
+  assert.notEqual(f & bit(VIRTIO_NET_F_MQ), 0n);
+  m.net.setup([0, 1, 2, 3, 4]);
+  m.drv.driverOk();
+  m.net.post(0, 8);
+  m.net.post(2, 8);
+  assert.equal(m.net.ctrl(4, [VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 3, 0]), VIRTIO_NET_ERR, "more pairs than max");
+  assert.equal(m.net.ctrl(4, [VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 0, 0]), VIRTIO_NET_ERR, "zero pairs");
+  for (let i = 0; i < 2; i++) m.net.send(1, frame(i));
+  assert.deepEqual(m.net.recv(0), [0, 1], "one pair active: everything on receiveq 0");
+  assert.equal(m.net.ctrl(4, [VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0]), VIRTIO_NET_OK);
+  for (let i = 2; i < 6; i++) m.net.send(i % 2 === 0 ? 1 : 3, frame(i));
+  assert.deepEqual([m.net.recv(0), m.net.recv(2)], [[2, 4], [3, 5]]);
+  assert.equal(m.dev.net.activePairs, 2);
+});
+
+test("multiqueue offered but not negotiated: the control queue is queue 2", () => {
+  const m = machine({ queuePairs: 2 });
+  m.drv.negotiate(ALL & ~bit(VIRTIO_NET_F_MQ));
+  m.net.setup([0, 1, 2]);
+  m.drv.driverOk();
+  assert.equal(m.net.ctrl(2, [VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 1, 0]), VIRTIO_NET_ERR, "MQ command without MQ");
+  m.net.post(0, 2);
+  m.net.send(1, frame(7));
+  assert.deepEqual(m.net.recv(0), [7]);
+});
+
+test("without EVENT_IDX, with split and indirect transmit chains, frames still flow", () => {
+  const m = machine();
+  const f = m.drv.negotiate(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_CTRL_VQ) | (1n << 28n));
+  assert.equal(f & bit(VIRTIO_RING_F_EVENT_IDX), 0n);
+  m.net.setup([0, 1, 2]);
+  m.drv.driverOk();
+  m.net.post(0, 4);
+  m.net.send(1, frame(1), true);
+  m.net.send(1, frame(2));
+  m.net.post(0, 1);
+  m.net.send(1, frame(3, 1514), true);
+  assert.deepEqual(m.net.recv(0), [1, 2, 3]);
+});
+
+test("a VF created by SR-IOV becomes a virtio-net function with attachVirtioNet", () => {
+  const mem = new GuestMemory(1 << 22);
+  const alloc = new GuestAllocator(mem, 0x1000, (1 << 22) - 0x1000);
+  const pf = createVirtioNetPci({ memory: mem, mac: MAC, adminQueue: true });
+  const sriov = new SriovCapability(pf.fn, { totalVfs: 2, firstVfOffset: 1, vfStride: 1, vfDeviceId: 0x1041, vfBars: [{ index: 0, ...VIRTIO_PCI_BAR_SPEC }] });
+  pf.fn.configWrite(sriov.offset + PCI_SRIOV_NUM_VF, 2, 1);
+  pf.fn.configWrite(sriov.offset + PCI_SRIOV_CTRL, 2, PCI_SRIOV_CTRL_VFE);
+  const vfFn = sriov.vfFunction(1, { classCode: 0x020000 });
+  const vf = attachVirtioNet(vfFn, { memory: mem, mac: Uint8Array.of(0x52, 0x54, 0, 0, 0, 1), bar: 0, backend: new LoopbackBackend() });
+  assert.equal(vfFn.configRead(0, 2), 0xffff, "a VF's vendor ID reads all ones");
+  const drv = new VirtioPciDriver(vfFn, mem, alloc);
+  drv.enableFunction();
+  assert.equal(drv.common.bar, 0);
+  drv.negotiate(ALL);
+  const net = new NetDriver(drv, mem, alloc);
+  net.setup([0, 1, 2]);
+  drv.driverOk();
+  net.post(0, 2);
+  const f = frame(9);
+  f.set(Uint8Array.of(0x52, 0x54, 0, 0, 0, 1), 0);
+  net.send(1, f);
+  assert.deepEqual(net.recv(0), [9]);
+  assert.equal(vf.net.stats.rxFrames, 1);
+  assert.throws(() => attachVirtioNet(new PciFunction({ vendorId: 1, deviceId: 2, classCode: 0, express: true }), { memory: mem, mac: MAC }), (e: unknown) => e instanceof VirtioTransportError && e.code === "VIRTIO_BAD_BAR");
+});
+
+test("function-level reset resets the virtio device", () => {
+  const m = machine();
+  m.drv.negotiate(ALL);
+  m.net.setup([0, 1, 2]);
+  m.drv.driverOk();
+  assert.notEqual(m.drv.status, 0);
+  const exp = m.dev.fn.findCapability(0x10)!;
+  m.dev.fn.configWrite(exp + 0x08, 2, 0x8000); // Device Control: Initiate FLR
+  assert.equal(m.dev.transport.status, 0);
+  assert.equal(m.dev.transport.negotiatedFeatures, 0n);
+  assert.ok(m.dev.transport.stats.resets >= 2);
+});
+
+test("an external data plane's used entries raise the queue's interrupt through signalQueue", () => {
+  const m = machine();
+  m.dev.net.externalDataPlane = true;
+  m.drv.negotiate(ALL);
+  m.net.setup([0, 1, 2]);
+  m.drv.driverOk();
+  const info = m.dev.transport.queueInfo(1)!;
+  // The NIC builds its own device-side view of the transmit ring from the negotiated layout.
+  const nicQ = new SplitQueueDevice(m.mem, info);
+  const a = m.alloc.alloc(76, 64);
+  m.net.q(1).add([{ addr: a, len: 76 }], [], a);
+  m.drv.kick(1);
+  const c = nicQ.pop()!;
+  nicQ.pushUsed(c.head, 0);
+  m.drv.interrupts.length = 0;
+  m.dev.transport.signalQueue(1);
+  assert.deepEqual(m.drv.interrupts, [info.msixVector]);
+  assert.equal(m.net.q(1).getUsed()?.token, a);
+});
