@@ -110,7 +110,8 @@ export class GuestKernel implements RtnlKernel {
 
   #emit(e: Uevent): void {
     this.uevents.push(e);
-    if (this.uevents.length > 4096) this.uevents.splice(0, this.uevents.length - 4096);
+    // Keep the last 4096..8192 events; trimming in one go keeps emit O(1) amortised.
+    if (this.uevents.length > 8192) this.uevents.splice(0, this.uevents.length - 4096);
     for (const l of this.#ueventListeners) l(e);
   }
 
@@ -245,7 +246,7 @@ export class GuestKernel implements RtnlKernel {
     if (!validIfname(n)) throw sysErr("EINVAL", `invalid interface name ${JSON.stringify(name)}`);
     if (dev.ns.byName(n) !== undefined) throw sysErr("EEXIST", `${n} exists`);
     const old = dev.name;
-    dev.name = n;
+    dev.ns.rename(dev, n);
     this.#emit({ action: "move", devpath: `${dev.parentPath.slice(4)}/net/${n}`, subsystem: "net", env: { INTERFACE: n, DEVPATH_OLD: old } });
   }
 

@@ -176,13 +176,16 @@ export class NetDevice {
  * dev_valid_name: non-empty, shorter than IFNAMSIZ, not "." or "..", no '/', ':' or whitespace.
  */
 export function validIfname(name: string): boolean {
-  if (name.length === 0 || new TextEncoder().encode(name).length >= IFNAMSIZ) return false;
+  // Byte length, not UTF-16 length; ASCII names (all real ones) skip the encoder.
+  const bytes = /^[\x20-\x7e]*$/.test(name) ? name.length : new TextEncoder().encode(name).length;
+  if (bytes === 0 || bytes >= IFNAMSIZ) return false;
   if (name === "." || name === "..") return false;
   return !/[/:\s]/.test(name);
 }
 
 export class NetNamespace {
   readonly devices = new Map<number, NetDevice>();
+  readonly #names = new Map<string, NetDevice>();
   #nextIfindex = 1;
 
   constructor(
@@ -193,8 +196,14 @@ export class NetNamespace {
   ) {}
 
   byName(name: string): NetDevice | undefined {
-    for (const d of this.devices.values()) if (d.name === name) return d;
-    return undefined;
+    return this.#names.get(name);
+  }
+
+  /** Changes a device's name (the caller checked validity and uniqueness). */
+  rename(dev: NetDevice, name: string): void {
+    if (this.#names.get(dev.name) === dev) this.#names.delete(dev.name);
+    dev.name = name;
+    this.#names.set(name, dev);
   }
 
   byIndex(ifindex: number): NetDevice | undefined {
@@ -212,11 +221,16 @@ export class NetNamespace {
   allocName(pattern: string): string {
     const i = pattern.indexOf("%d");
     if (i < 0) return pattern;
-    if (pattern.indexOf("%", i + 1) >= 0 || pattern.slice(0, i).includes("%")) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
+    const head = pattern.slice(0, i);
+    const tail = pattern.slice(i + 2);
+    if (head.includes("%") || tail.includes("%")) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
+    // Validate the pattern once with the widest number it can take, then only look names up.
+    if (!validIfname(head + "0" + tail)) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
     for (let n = 0; n < 32768; n++) {
-      const name = pattern.slice(0, i) + String(n) + pattern.slice(i + 2);
-      if (!validIfname(name)) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
-      if (this.byName(name) === undefined) return name;
+      const name = head + String(n) + tail;
+      if (this.#names.has(name)) continue;
+      if (!validIfname(name)) break;
+      return name;
     }
     throw sysErr("ENOSPC");
   }
@@ -233,9 +247,11 @@ export class NetNamespace {
     dev.ifindex = idx;
     dev.ns = this;
     this.devices.set(idx, dev);
+    this.#names.set(dev.name, dev);
   }
 
   detach(dev: NetDevice): void {
     this.devices.delete(dev.ifindex);
+    if (this.#names.get(dev.name) === dev) this.#names.delete(dev.name);
   }
 }

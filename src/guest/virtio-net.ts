@@ -75,7 +75,7 @@ export class VirtNet {
     readonly hooks: VirtioNetHooks,
   ) {
     this.#m = hooks.memory;
-    const a = hooks.alloc;
+    const a = vdev.arena;
     // Queue 0 receiveq1, 1 transmitq1, 2 controlq when CTRL_VQ (§5.1.2, without MQ).
     vdev.setupConfigVector(() => {
       this.#configChanged();
@@ -316,10 +316,9 @@ export class VirtNet {
     };
   }
 
+  /** Buffers live in the device's DMA arena, which virtio_pci releases at teardown. */
   destroy(): void {
-    this.hooks.alloc.free(this.#rxBufs);
-    this.hooks.alloc.free(this.#txBufs);
-    this.hooks.alloc.free(this.#ctrlBuf);
+    this.#txFree.length = 0;
   }
 }
 

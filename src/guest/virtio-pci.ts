@@ -9,7 +9,10 @@ import { sysErr } from "./errors.js";
 import { type InterruptController, MsixTable } from "./irq.js";
 import { PCI_CAP_ID_VNDR, PCI_EXT_CAP_ID_SRIOV, type PciDev } from "./pci.js";
 import type { PciCore, PciDriver } from "./pci-core.js";
-import { SplitVirtqueue } from "./virtqueue.js";
+import { DmaArena, SplitVirtqueue } from "./virtqueue.js";
+
+/** Per-device DMA arena: 5 rings of MAX_QUEUE_SIZE plus two rings' worth of 2 KiB buffers and a page. */
+const ARENA_BYTES = 5 * 4096 + 2 * 64 * 2048 + 2 * 4096;
 
 export const VIRTIO_PCI_CAP_COMMON_CFG = 1;
 export const VIRTIO_PCI_CAP_NOTIFY_CFG = 2;
@@ -84,7 +87,10 @@ export class VirtioPciDevice {
   features = 0n;
   driver: VirtioDriver | undefined;
   readonly queues: SplitVirtqueue<unknown>[] = [];
+  /** DMA memory of this device: rings here, buffers from the driver. */
+  readonly arena: DmaArena;
   #nextEntry = 1;
+  #tornDown = false;
   #configHandlers: (() => void)[] = [];
 
   constructor(
@@ -130,6 +136,7 @@ export class VirtioPciDevice {
     this.isr = isr;
     this.devcfg = devcfg;
     this.msix = new MsixTable(pci, irq);
+    this.arena = new DmaArena(alloc, ARENA_BYTES);
   }
 
   get name(): string {
@@ -236,7 +243,7 @@ export class VirtioPciDevice {
     this.#w16(CC_Q_SIZE, size);
     const noff = this.#r16(CC_Q_NOFF);
     const notifyAddr = this.notify.addr + noff * this.notifyMultiplier;
-    const vq = new SplitVirtqueue<T>(index, size, this.memory, this.alloc, this.pci.platform, notifyAddr);
+    const vq = new SplitVirtqueue<T>(index, size, this.memory, this.arena, this.pci.platform, notifyAddr);
     let entry = 0;
     if (this.#nextEntry < this.msix.size) {
       entry = this.msix.setup(this.#nextEntry++, onInterrupt);
@@ -270,14 +277,16 @@ export class VirtioPciDevice {
 
   /** Tears down queues and vectors after a reset (vp_del_vqs). */
   teardown(): void {
+    if (this.#tornDown) return;
+    this.#tornDown = true;
     try {
       this.reset();
     } catch {
       // A device that does not reset is still torn down on our side.
     }
-    for (const q of this.queues) q.free();
     this.queues.length = 0;
     this.msix.disable();
+    this.arena.release();
     this.#configHandlers = [];
     this.#nextEntry = 1;
   }
@@ -333,6 +342,7 @@ export class VirtioPciDriver implements PciDriver {
         }
       }
     } catch (e) {
+      vdev.teardown();
       this.events.onVirtioRemove(vdev);
       this.devices.delete(dev);
       this.#usedIndexes.delete(index);
