@@ -131,3 +131,5 @@ export {
   parseCtrlFamily,
 } from "./genetlink.js";
 export type { GenlFamily } from "./genetlink.js";
+export { tsharkFields, TSHARK_CHECKSUM_FIELDS } from "./tshark.js";
+export { u16be, u32be, put16be, put32be, u16le, u32le, put16le, put32le, u64le, put64le, bytesEqual, hex } from "./bytes.js";

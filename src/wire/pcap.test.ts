@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +23,8 @@ import {
   pcapRecord,
   readPcap,
   vlanTag,
+  tsharkFields,
+  TSHARK_CHECKSUM_FIELDS,
 } from "./index.js";
 
 const A = MacAddress.parse("02:00:00:00:00:0a");
@@ -160,26 +161,10 @@ const FIELDS = [
   "icmpv6.nd.na.flag.s", "icmpv6.nd.na.flag.o", "icmpv6.nd.na.flag.r", "icmpv6.opt.linkaddr", "icmpv6.checksum.status",
   "arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.proto_ipv4", "data.data",
 ];
-const CHECKSUM_FIELDS = FIELDS.filter((f) => f.endsWith("checksum.status"));
 
-/**
- * Runs the real tshark (Debian's wireshark 4.x) with checksum validation on; returns one record
- * per frame. tshark prints checksum status 1 for Good, 0 for Bad, 2 for Unverified. When tshark
- * is missing execFileSync throws ENOENT and the test fails, as it must.
- */
+/** Real tshark over the file (a missing tshark throws ENOENT: the test fails, never skips). */
 function tshark(file: string): Record<string, string>[] {
-  const args = ["-r", file, "-n", "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"];
-  for (const f of FIELDS) args.push("-e", f);
-  const out = execFileSync("tshark", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  return out
-    .split("\n")
-    .filter((l) => l.length > 0)
-    .map((line) => {
-      const cols = line.split("\t");
-      const rec: Record<string, string> = {};
-      FIELDS.forEach((f, i) => (rec[f === "frame.protocols" ? "protocols" : f] = cols[i] ?? ""));
-      return rec;
-    });
+  return tsharkFields(file, FIELDS).map((r) => ({ ...r, protocols: r["frame.protocols"] ?? "" }));
 }
 
 test("the real tshark decodes a vpf pcap: addresses, VLAN and 802.1ad tags, protocols, good checksums", () => {
@@ -202,7 +187,7 @@ test("the real tshark decodes a vpf pcap: addresses, VLAN and 802.1ad tags, prot
         assert.equal(rec["frame.time_epoch"], `${i + 1}.${resolution === "ns" ? "000123456" : "000123000"}`);
         for (const [k, v] of Object.entries(s.expect)) assert.equal(rec[k], v, `frame ${i + 1} ${k}`);
         // Every checksum tshark computed must be Good (1); at least one per IP frame.
-        const statuses = CHECKSUM_FIELDS.map((f) => rec[f]).filter((x) => x !== "");
+        const statuses = TSHARK_CHECKSUM_FIELDS.map((f) => rec[f]).filter((x) => x !== "");
         if (rec["ip.src"] !== "" || rec["ipv6.src"] !== "") assert.ok(statuses.length > 0, `frame ${i + 1} has checksums`);
         for (const st of statuses) assert.equal(st, "1", `frame ${i + 1} checksum status`);
       });
