@@ -2,7 +2,7 @@ import type { Host } from "../host/index.js";
 import type { VhostVdpaHandle } from "../host/index.js";
 import { MacAddress } from "../wire/index.js";
 import { VmmError } from "./errors.js";
-import type { HostVfOps } from "./host-vf.js";
+import type { HostVfOps, HostVfSettings } from "./host-vf.js";
 import type { HostVlan } from "./policy.js";
 import type { VfLinkStateValue, VfStats } from "./vf-admin.js";
 
@@ -52,12 +52,29 @@ export class HostVfControl implements HostVfOps {
     this.host.setVf(this.pf, this.hostVf, { mac: MacAddress.fromBytes(mac) });
   }
 
-  setVlan(v: HostVlan): void {
+  configure(s: HostVfSettings): void {
+    this.#checkVlan(s.vlan);
+    this.host.setVf(this.pf, this.hostVf, {
+      ...(s.mac === undefined ? {} : { mac: MacAddress.fromBytes(s.mac) }),
+      vlan: { vlan: s.vlan.vlan, qos: s.vlan.qos, proto: s.vlan.proto },
+      spoofchk: s.spoofchk,
+      trust: s.trust,
+      state: s.linkState,
+      minTxRate: s.minTxRateMbps,
+      maxTxRate: s.maxTxRateMbps,
+    });
+  }
+
+  #checkVlan(v: HostVlan): void {
     if (v.inner !== undefined && v.inner.vlan !== 0) {
       // A stacked VST (host S-tag over a guest C-tag) needs a VF that pushes two tags; Linux's
       // IFLA_VF_VLAN_LIST carries one entry (MAX_VLAN_LIST_LEN = 1) and the NIC model one tag.
       throw new VmmError("VMM_BACKEND_FAILED", `host VF ${this.hostVf}: a guest VLAN under the tenant's 802.1ad tag needs two-tag VST, which the host does not offer`);
     }
+  }
+
+  setVlan(v: HostVlan): void {
+    this.#checkVlan(v);
     this.host.setVf(this.pf, this.hostVf, { vlan: { vlan: v.vlan, qos: v.qos, proto: v.proto } });
   }
 

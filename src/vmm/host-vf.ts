@@ -22,6 +22,24 @@ export interface HostVfOps {
   setRate(minMbps: number, maxMbps: number): void;
   /** IFLA_VF_STATS of the host VF. */
   stats(): VfStats;
+  /**
+   * All of the above in one host operation (one `ip link set <pf> vf N mac .. vlan .. spoofchk ..
+   * trust .. state .. min_tx_rate .. max_tx_rate ..`), validated as a whole before any is
+   * applied: what bind and unbind use.
+   */
+  configure(s: HostVfSettings): void;
   /** Whether another port of the same embedded switch uses `mac` (unicast uniqueness). */
   macInUseElsewhere(mac: Uint8Array): boolean;
+}
+
+/** A full host VF configuration (see HostVfOps.configure). */
+export interface HostVfSettings {
+  /** Absent: leave the MAC as it is. */
+  readonly mac?: Uint8Array;
+  readonly vlan: HostVlan;
+  readonly spoofchk: boolean;
+  readonly trust: boolean;
+  readonly linkState: VfLinkStateValue;
+  readonly minTxRateMbps: number;
+  readonly maxTxRateMbps: number;
 }

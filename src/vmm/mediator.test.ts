@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { VfConfigMediator } from "./mediator.js";
 import { PolicyEngine, type HostVlan, type VmPolicy } from "./policy.js";
-import type { HostVfOps } from "./host-vf.js";
+import type { HostVfOps, HostVfSettings } from "./host-vf.js";
 import { VmmError } from "./errors.js";
 import {
   AdminOpcode,
@@ -64,6 +64,15 @@ class RecordingHostVf implements HostVfOps {
   }
   stats(): VfStats {
     return { rxPackets: 1n, txPackets: 2n, rxBytes: 3n, txBytes: 4n, broadcast: 5n, multicast: 6n, rxDropped: 7n, txDropped: 8n };
+  }
+  configure(s: HostVfSettings): void {
+    this.#step();
+    if (s.mac !== undefined) this.mac = s.mac.slice();
+    this.vlan = s.vlan;
+    this.spoofchk = s.spoofchk;
+    this.trust = s.trust;
+    this.linkState = s.linkState;
+    this.rate = { min: s.minTxRateMbps, max: s.maxTxRateMbps };
   }
   macInUseElsewhere(mac: Uint8Array): boolean {
     return this.others.has([...mac].join(":"));

@@ -5,6 +5,7 @@ import {
   AdminOpcode,
   AdminQualifier,
   AdminStatus,
+  ETH_P_8021Q,
   VfLinkState,
   decodeCommandData,
   encodeMacResult,
@@ -37,6 +38,8 @@ export interface MediatorCounters {
 
 interface Member {
   readonly host: HostVfOps;
+  /** The host VF's MAC when it was bound (the host administrator's choice), restored at unbind. */
+  readonly originalMac: Uint8Array;
   /** The configuration as the guest sees it (QinQ: its own inner tag). */
   config: VfConfig;
 }
@@ -70,10 +73,10 @@ export class VfConfigMediator {
   }
 
   /** The configuration a freshly bound VF starts with (host defaults under this policy). */
-  initialConfig(): VfConfig {
+  initialConfig(mac: Uint8Array = new Uint8Array(6)): VfConfig {
     const v = this.policy.initialVlan();
     return {
-      mac: new Uint8Array(6),
+      mac: mac.slice(0, 6),
       vlan: v.vlan,
       qos: v.qos,
       vlanProto: v.vlanProto,
@@ -86,52 +89,39 @@ export class VfConfigMediator {
   }
 
   /**
-   * Binds member `vf` to a host VF and programs the host defaults: no administrative MAC, the
-   * initial VLAN (QinQ: the tenant's S-tag), spoof checking on, trust off, link auto, the rate
-   * ceiling. Throws VMM_BACKEND_FAILED if the host refuses (the caller rolls back).
+   * Binds member `vf` to a host VF and programs the host defaults: the initial VLAN (QinQ: the
+   * tenant's S-tag), spoof checking on, trust off, link auto, the rate ceiling. The MAC stays the
+   * one the host gave the backend (`mac`, e.g. from `vdpa dev add ... mac`), which the guest
+   * sees first. Throws VMM_BACKEND_FAILED if the host refuses (the caller rolls back).
    */
-  bind(vf: number, host: HostVfOps): void {
+  bind(vf: number, host: HostVfOps, mac: Uint8Array = new Uint8Array(6)): void {
     if (this.#members.has(vf)) throw new VmmError("VMM_BAD_STATE", `vVF ${vf} is already bound`);
-    const config = this.initialConfig();
+    const config = this.initialConfig(mac);
     const vlan = this.policy.checkVlan(config);
     const rate = this.policy.checkRate(0, 0);
     try {
       if (isRefusal(vlan) || isRefusal(rate)) throw new VmmError("VMM_BAD_ARGUMENT", "the policy refuses its own defaults");
-      host.setMac(config.mac);
-      host.setVlan(vlan);
-      host.setSpoofchk(true);
-      host.setTrust(false);
-      host.setLinkState(VfLinkState.AUTO);
-      host.setRate(rate.min, rate.max);
+      host.configure({ vlan, spoofchk: true, trust: false, linkState: VfLinkState.AUTO, minTxRateMbps: rate.min, maxTxRateMbps: rate.max });
     } catch (e) {
       throw new VmmError("VMM_BACKEND_FAILED", `host VF ${host.hostVf} refused its defaults for vVF ${vf}`, { cause: e, details: { vf, hostVf: host.hostVf } });
     }
-    this.#members.set(vf, { host, config });
+    this.#members.set(vf, { host, config, originalMac: config.mac.slice() });
   }
 
   /**
-   * Unbinds member `vf` and leaves its host VF neutral for the next holder: no MAC, no VLAN,
-   * spoof checking on, trust off, no rate limit, link auto. Host errors are swallowed (the VF
+   * Unbinds member `vf` and leaves its host VF neutral for the next holder: the MAC it had at
+   * bind, no VLAN, spoof checking on, trust off, no rate limit, link auto. Host errors are swallowed (the VF
    * goes back to the pool regardless; the next bind programs it again).
    */
   unbind(vf: number): void {
     const m = this.#members.get(vf);
     if (m === undefined) return;
     this.#members.delete(vf);
-    const steps: (() => void)[] = [
-      () => m.host.setMac(new Uint8Array(6)),
-      () => m.host.setVlan({ vlan: 0, qos: 0, proto: 0x8100 }),
-      () => m.host.setSpoofchk(true),
-      () => m.host.setTrust(false),
-      () => m.host.setRate(0, 0),
-      () => m.host.setLinkState(VfLinkState.AUTO),
-    ];
-    for (const s of steps) {
-      try {
-        s();
-      } catch {
-        this.counters.hostFailed++;
-      }
+    try {
+      const mac = sameBytes(m.config.mac, m.originalMac) ? {} : { mac: m.originalMac };
+      m.host.configure({ ...mac, vlan: { vlan: 0, qos: 0, proto: ETH_P_8021Q }, spoofchk: true, trust: false, linkState: VfLinkState.AUTO, minTxRateMbps: 0, maxTxRateMbps: 0 });
+    } catch {
+      this.counters.hostFailed++;
     }
   }
 

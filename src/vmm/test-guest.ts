@@ -5,6 +5,7 @@
  * (src/virtio's driver-side queue), MSI-X messages — as a guest kernel does. It is not the model
  * guest (src/guest): no Linux rules beyond what bringing a virtio function up needs.
  */
+import { VpfError } from "../base/index.js";
 import { GuestAllocator, type GuestMemory } from "../memory/index.js";
 import type { AccessWidth, PciPlatform } from "../pci/index.js";
 import {
@@ -43,8 +44,12 @@ const PCI_COMMAND = 0x04;
 const CMD_MEMORY = 0x2;
 const CMD_MASTER = 0x4;
 
-/** Thrown when the test guest cannot bring something up (it is a test helper, not guest code). */
-export class TestGuestError extends Error {}
+/** Thrown when the test guest cannot bring something up (code VMM_TEST_GUEST; a test helper, not guest code). */
+export class TestGuestError extends VpfError {
+  constructor(message: string) {
+    super("VMM_TEST_GUEST", message);
+  }
+}
 
 export interface VirtioQueue {
   readonly index: number;

@@ -215,7 +215,7 @@ export class Vpf {
       for (let i = 1; i <= n; i++) {
         const b = bindings[i - 1]!;
         const slot = this.#slot(i, b.handle);
-        this.mediator.bind(i, b.backend.control);
+        this.mediator.bind(i, b.backend.control, backendMac(b.handle));
         bound.push(i);
         this.#bus.attachVf(slot.fn);
         attached.push(slot.fn);
@@ -323,4 +323,13 @@ export class Vpf {
 
 function msixLayout(): { vectors: number; tableBar: number; tableOffset: number; pbaBar: number; pbaOffset: number } {
   return { vectors: MSIX_VECTORS, tableBar: VIRTIO_BAR, tableOffset: VIRTIO_PCI_MSIX_TABLE_OFFSET, pbaBar: VIRTIO_BAR, pbaOffset: VIRTIO_PCI_MSIX_PBA_OFFSET };
+}
+
+/** The MAC a vDPA device reports in its virtio-net config (VHOST_VDPA_GET_CONFIG, bytes 0..5). */
+function backendMac(h: VhostVdpaHandle): Uint8Array {
+  try {
+    return h.getConfig(0, 6);
+  } catch {
+    return new Uint8Array(6);
+  }
 }
