@@ -109,7 +109,7 @@ externals:
     host: host1
     port: 0
     mac: "02:00:00:00:ee:01"
-    ipv4: 192.0.2.100/24
+    ipv4: 10.0.100.100/24
     vlan: 100
 `;
 

@@ -1,0 +1,315 @@
+/**
+ * A live world built from a topology: per host an emulated NIC and the host OS facade; per VM a
+ * hypervisor VM with a virtual PF backed by a vhost-vdpa device on one host VF and a pool of
+ * host VFs for its virtual VFs, running the model guest kernel; external hosts on the wire.
+ *
+ * The world is set up the way an operator sets up a host for the paper's method: host VFs are
+ * created through sriov_numvfs, turned into vDPA devices with `vdpa dev add`, and handed to the
+ * hypervisor as backends (DESIGN.md §1). Commands reach nodes through `exec`, as a user's shell
+ * would run them there.
+ */
+import { VirtualClock, NS_PER_MS } from "../base/clock.js";
+import { VpfError } from "../base/errors.js";
+import { Nic } from "../nic/index.js";
+import { Host, runCommand } from "../host/index.js";
+import { Vm } from "../vmm/vm.js";
+import type { Vpf } from "../vmm/vpf.js";
+import { BackendPool } from "../vmm/pool.js";
+import { hostBackend } from "../vmm/host-adapter.js";
+import type { VfBackend } from "../vmm/host-adapter.js";
+import type { VmPolicy } from "../vmm/policy.js";
+import { GuestKernel } from "../guest/index.js";
+import type { ExecResult, WorldService } from "./daemon.js";
+import type { Topology, VmSpec, ExternalSpec, HostSpec } from "./topology.js";
+import { parseCommandLine, argvToCommandLine, ShellSyntaxError } from "./shell.js";
+import type { SimpleCommand } from "./shell.js";
+import { ExternalHost } from "./external.js";
+import { runGuestCommand } from "./guest-tools.js";
+import { runHostCommand } from "./host-tools.js";
+
+export class WorldError extends VpfError {}
+
+export interface HostNode {
+  readonly kind: "host";
+  readonly spec: HostSpec;
+  readonly nic: Nic;
+  readonly host: Host;
+  readonly pools: Map<string, BackendPool<VfBackend>>;
+  /** vDPA device name → host VF index (per port), for status. */
+  readonly vdpa: Map<string, { port: number; vf: number; use: string }>;
+}
+
+export interface VmNode {
+  readonly kind: "vm";
+  readonly spec: VmSpec;
+  readonly hostNode: HostNode;
+  readonly vm: Vm;
+  readonly vpf: Vpf;
+  readonly kernel: GuestKernel;
+  readonly pool: BackendPool<VfBackend>;
+}
+
+export interface ExternalNode {
+  readonly kind: "external";
+  readonly spec: ExternalSpec;
+  readonly ext: ExternalHost;
+}
+
+export type WorldNode = HostNode | VmNode | ExternalNode;
+
+export interface WorldStatus {
+  readonly topology: string;
+  readonly virtualTimeNs: string;
+  readonly hosts: readonly {
+    readonly name: string;
+    readonly pfs: readonly { readonly ifname: string; readonly numVfs: number; readonly totalVfs: number }[];
+    readonly pools: readonly { readonly name: string; readonly capacity: number; readonly available: number; readonly holders: Record<string, number> }[];
+    readonly vfs: readonly { readonly pf: string; readonly vf: number; readonly pci: string; readonly vdpa: string; readonly use: string; readonly heldBy: string }[];
+  }[];
+  readonly vms: readonly {
+    readonly name: string;
+    readonly host: string;
+    readonly guest: string;
+    readonly state: string;
+    readonly numVfs: number;
+    readonly totalVfs: number;
+    readonly boundVfs: number;
+    readonly netdevs: readonly string[];
+  }[];
+  readonly externals: readonly { readonly name: string; readonly host: string; readonly port: number; readonly ipv4: string; readonly vlan: number | null }[];
+}
+
+/** Two MAC octets per index, below a prefix, as `aa:bb:...`. */
+function macFrom(prefix: string, n: number): string {
+  const octets = prefix.split(":");
+  while (octets.length < 4) octets.push("00");
+  octets.push(((n >> 8) & 255).toString(16).padStart(2, "0"), (n & 255).toString(16).padStart(2, "0"));
+  return octets.slice(0, 6).join(":");
+}
+
+/** The topology's VM policy in the hypervisor's terms. */
+export function vmPolicy(spec: VmSpec): VmPolicy {
+  const vlan: VmPolicy["vlan"] =
+    spec.vlan.mode === "qinq"
+      ? { mode: "qinq", outerVid: spec.vlan.outer }
+      : spec.vlan.allow.length === 0
+        ? { mode: "allow-list", allowed: [0] }
+        : { mode: "allow-list", allowed: [...spec.vlan.allow] };
+  const prefix = spec.macPrefix === undefined ? undefined : `${macFrom(spec.macPrefix, 0).split(":").slice(0, 6).join(":")}/${spec.macPrefix.split(":").length * 8}`;
+  return {
+    vlan,
+    allowSpoofchkOff: spec.allowSpoofchkOff,
+    allowTrust: spec.allowTrust,
+    ...(prefix === undefined ? {} : { macPrefix: prefix }),
+    ...(spec.maxTxRateMbps === 0 ? {} : { maxTxRateMbps: spec.maxTxRateMbps }),
+  };
+}
+
+export class World implements WorldService {
+  readonly clock = new VirtualClock();
+  readonly nodes = new Map<string, WorldNode>();
+  #closed = false;
+
+  private constructor(readonly topology: Topology) {}
+
+  static create(topology: Topology): World {
+    const w = new World(topology);
+    topology.hosts.forEach((h, hi) => w.#buildHost(h, hi));
+    for (const e of topology.externals) w.#buildExternal(e);
+    return w;
+  }
+
+  #sh(host: Host, line: string): void {
+    const r = runCommand(host, line);
+    if (r.status !== 0) throw new WorldError("WORLD_SETUP", `setting up the host failed at '${line}': ${r.stderr.trim()}`);
+  }
+
+  #buildHost(spec: HostSpec, hostIndex: number): void {
+    const nic = new Nic({ clock: this.clock, ports: spec.nic.ports, totalVfs: spec.nic.totalVfs });
+    const host = new Host(nic);
+    const node: HostNode = { kind: "host", spec, nic, host, pools: new Map(), vdpa: new Map() };
+    this.nodes.set(spec.name, node);
+
+    // Which port each pool lives on: the port of the first VM that draws from it.
+    const poolPort = new Map<string, number>();
+    for (const vm of spec.vms) if (!poolPort.has(vm.pool)) poolPort.set(vm.pool, vm.port);
+    const needed = Array.from({ length: spec.nic.ports }, () => 0);
+    for (const vm of spec.vms) needed[vm.port] = (needed[vm.port] ?? 0) + 1;
+    for (const p of spec.pools) {
+      const port = poolPort.get(p.name) ?? 0;
+      needed[port] = (needed[port] ?? 0) + p.size;
+    }
+    needed.forEach((n, port) => {
+      if (n > 0) this.#sh(host, `echo ${n} > /sys/class/net/${host.pfName(port)}/device/sriov_numvfs`);
+    });
+
+    const nextVf = Array.from({ length: spec.nic.ports }, () => 0);
+    const addVdpa = (port: number, name: string, mac: string, use: string): VfBackend => {
+      const vf = nextVf[port] ?? 0;
+      nextVf[port] = vf + 1;
+      const bdf = nic.port(port).vfAddress(vf).toString();
+      this.#sh(host, `vdpa dev add name ${name} mgmtdev pci/${bdf} mac ${mac}`);
+      node.vdpa.set(name, { port, vf, use });
+      return hostBackend(host, name);
+    };
+    const hostPrefix = `02:${(hostIndex & 255).toString(16).padStart(2, "0")}:00:00`;
+    spec.pools.forEach((p, pi) => {
+      const port = poolPort.get(p.name) ?? 0;
+      const backends: VfBackend[] = [];
+      for (let i = 0; i < p.size; i++) backends.push(addVdpa(port, `${p.name}-${i}`, macFrom(hostPrefix, 0x1000 + pi * 256 + i), `pool ${p.name}`));
+      node.pools.set(p.name, new BackendPool(p.name, backends));
+    });
+    spec.vms.forEach((v, vi) => {
+      const vpfMac = macFrom(v.macPrefix ?? hostPrefix, 0xff00 + vi);
+      const backend = addVdpa(v.port, `${v.name}-vpf`, vpfMac, `vPF of ${v.name}`);
+      const pool = node.pools.get(v.pool);
+      if (pool === undefined) throw new WorldError("WORLD_SETUP", `VM ${v.name}: no pool ${v.pool}`);
+      if (v.guest !== "model") {
+        throw new WorldError("WORLD_GUEST_UNSUPPORTED", `VM ${v.name}: guest '${v.guest}' cannot run in the daemon yet; use guest: model (the real-Linux guest runs in the linux-* scenario tests)`);
+      }
+      const vm = new Vm({ name: v.name, memory: v.memoryMiB * 1024 * 1024 });
+      const vpf = vm.addVpf({ backend, pool, policy: vmPolicy(v), quota: v.quota });
+      vm.start();
+      const kernel = GuestKernel.boot({ platform: vm, memory: vm.memory });
+      this.nodes.set(v.name, { kind: "vm", spec: v, hostNode: node, vm, vpf, kernel, pool });
+    });
+  }
+
+  #buildExternal(spec: ExternalSpec): void {
+    const h = this.nodes.get(spec.host);
+    if (h?.kind !== "host") throw new WorldError("WORLD_SETUP", `external ${spec.name}: no host ${spec.host}`);
+    const ext = new ExternalHost(spec, h.nic.port(spec.port).uplink);
+    this.nodes.set(spec.name, { kind: "external", spec, ext });
+  }
+
+  /** Lets every guest reap its rings and the clock move, until nothing more happens. */
+  settle(rounds = 8): void {
+    for (let i = 0; i < rounds; i++) {
+      let work = 0;
+      for (const n of this.nodes.values()) if (n.kind === "vm") work += n.kernel.poll();
+      this.clock.advance(NS_PER_MS);
+      if (work === 0 && i > 0) break;
+    }
+  }
+
+  node(name: string): WorldNode {
+    const n = this.nodes.get(name);
+    if (n === undefined) throw new WorldError("WORLD_NO_NODE", `no node named '${name}' (nodes: ${[...this.nodes.keys()].join(", ")})`);
+    return n;
+  }
+
+  async exec(nodeName: string, argv: readonly string[]): Promise<ExecResult> {
+    if (this.#closed) throw new WorldError("WORLD_CLOSED", "the world is shutting down");
+    const node = this.node(nodeName);
+    let commands: SimpleCommand[];
+    try {
+      commands = parseCommandLine(argvToCommandLine(argv));
+    } catch (e) {
+      if (e instanceof ShellSyntaxError) return { stdout: "", stderr: `sh: ${e.message}\n`, exitCode: 2 };
+      throw e;
+    }
+    let stdout = "";
+    let stderr = "";
+    let exitCode = 0;
+    for (const c of commands) {
+      const r = await this.#run(node, c);
+      stdout += r.stdout;
+      stderr += r.stderr;
+      exitCode = r.exitCode;
+    }
+    return { stdout, stderr, exitCode };
+  }
+
+  async #run(node: WorldNode, c: SimpleCommand): Promise<ExecResult> {
+    switch (node.kind) {
+      case "vm":
+        return runGuestCommand(this, node, c);
+      case "host":
+        return runHostCommand(this, node, c);
+      case "external":
+        return node.ext.run(this, c);
+    }
+  }
+
+  status(): WorldStatus {
+    const hosts: WorldStatus["hosts"][number][] = [];
+    const vms: WorldStatus["vms"][number][] = [];
+    const externals: WorldStatus["externals"][number][] = [];
+    for (const n of this.nodes.values()) {
+      if (n.kind === "host") {
+        const holderOf = new Map<string, string>();
+        for (const pool of n.pools.values()) {
+          for (const vm of this.nodes.values()) {
+            if (vm.kind !== "vm" || vm.pool !== pool) continue;
+            for (let i = 1; i <= vm.vpf.boundVfs; i++) {
+              const b = vm.vpf.vvfBackend(i);
+              if (b !== undefined) holderOf.set(b.name, `${vm.spec.name} vVF ${i}`);
+            }
+          }
+        }
+        for (const vm of this.nodes.values()) if (vm.kind === "vm" && vm.hostNode === n) holderOf.set(vm.vpf.backend.name, `${vm.spec.name} vPF`);
+        hosts.push({
+          name: n.spec.name,
+          pfs: n.host.pfNames().map((ifname) => ({ ifname, numVfs: n.host.sriovNumVfs(ifname), totalVfs: n.host.sriovTotalVfs(ifname) })),
+          pools: [...n.pools.values()].map((p) => ({ name: p.name, capacity: p.capacity, available: p.available, holders: Object.fromEntries(p.holdings()) })),
+          vfs: [...n.vdpa.entries()].map(([vdpa, v]) => ({
+            pf: n.host.pfName(v.port),
+            vf: v.vf,
+            pci: n.nic.port(v.port).vfAddress(v.vf).toString(),
+            vdpa,
+            use: v.use,
+            heldBy: holderOf.get(vdpa) ?? "-",
+          })),
+        });
+      } else if (n.kind === "vm") {
+        vms.push({
+          name: n.spec.name,
+          host: n.hostNode.spec.name,
+          guest: n.spec.guest,
+          state: n.vm.state,
+          numVfs: n.vpf.sriov?.numVfs ?? 0,
+          totalVfs: n.vpf.totalVfs,
+          boundVfs: n.vpf.boundVfs,
+          netdevs: n.kernel.allNetdevs().map((d) => (d.ns === n.kernel.initNs ? d.name : `${d.name}@${n.kernel.netnsList().find((x) => n.kernel.namespace(x) === d.ns) ?? "?"}`)),
+        });
+      } else {
+        externals.push({ name: n.spec.name, host: n.spec.host, port: n.spec.port, ipv4: n.spec.ipv4, vlan: n.spec.vlan ?? null });
+      }
+    }
+    return { topology: this.topology.name, virtualTimeNs: String(this.clock.now()), hosts, vms, externals };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const n of this.nodes.values()) {
+      if (n.kind === "vm") {
+        n.kernel.shutdown();
+        n.vm.stop();
+      }
+    }
+  }
+}
+
+export function createWorld(topology: Topology): Promise<World> {
+  return Promise.resolve(World.create(topology));
+}
+
+/** `vpf status` as a table. */
+export function formatStatus(s: WorldStatus): string {
+  const out: string[] = [`topology ${s.topology}   virtual time ${(Number(BigInt(s.virtualTimeNs) / 1000n) / 1000).toFixed(3)} ms`, ""];
+  for (const h of s.hosts) {
+    out.push(`host ${h.name}`);
+    for (const pf of h.pfs) out.push(`  pf ${pf.ifname}: ${pf.numVfs}/${pf.totalVfs} VFs`);
+    for (const p of h.pools) {
+      const holders = Object.entries(p.holders).map(([k, v]) => `${k}=${v}`).join(" ");
+      out.push(`  pool ${p.name}: ${p.available}/${p.capacity} free${holders === "" ? "" : `  held: ${holders}`}`);
+    }
+    out.push("  VF  PCI            vDPA              use                 held by");
+    for (const v of h.vfs) out.push(`  ${String(v.vf).padEnd(3)} ${v.pci.padEnd(14)} ${v.vdpa.padEnd(17)} ${v.use.padEnd(19)} ${v.heldBy}`);
+  }
+  out.push("");
+  for (const v of s.vms) out.push(`vm ${v.name} (${v.guest} guest on ${v.host}, ${v.state}): vPF ${v.numVfs}/${v.totalVfs} VFs enabled, ${v.boundVfs} bound; netdevs ${v.netdevs.join(" ")}`);
+  for (const e of s.externals) out.push(`external ${e.name} on ${e.host} port ${e.port}: ${e.ipv4}${e.vlan === null ? "" : ` vlan ${e.vlan}`}`);
+  return `${out.join("\n")}\n`;
+}
