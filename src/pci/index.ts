@@ -9,6 +9,8 @@ export type {
 } from "./function.js";
 export { PciExpressCapability, PCI_EXP_SIZEOF_V2 } from "./express.js";
 export type { PcieDeviceType, PciExpressOptions } from "./express.js";
+export { MsiCapability } from "./msi.js";
+export type { MsiOptions, MsiOutcome } from "./msi.js";
 export { MsixCapability } from "./msix.js";
 export type { MsixOptions, MsixOutcome } from "./msix.js";
 export { PowerManagementCapability } from "./pm.js";

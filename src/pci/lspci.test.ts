@@ -139,3 +139,19 @@ test("lspci -F lists a bus dump: the PF and its 4 enabled VFs, whose raw Vendor/
     "01:00.4 0200: ffff:ffff (rev 01)",
   ]);
 });
+
+import { MsiCapability } from "./msi.js";
+import { PciExpressCapability } from "./express.js";
+
+test("lspci -F decodes an RC-integrated endpoint with MSI (count, mask, 64-bit, address, data)", () => {
+  const f = new PciFunction({ vendorId: 0x8086, deviceId: 0x10ca, classCode: 0x020000, express: true });
+  new PciExpressCapability(f, { type: "rc-endpoint" });
+  const msi = new MsiCapability(f, { vectors: 4, perVectorMask: true });
+  f.configWrite(msi.offset + 4, 4, 0xfee01000);
+  f.configWrite(msi.offset + 12, 2, 0x41);
+  f.configWrite(msi.offset + 2, 2, 0x21);
+  const out = lspci(lspciDump(f, { bus: 0, device: 5, function: 0 }));
+  assert.match(out, /Express \(v2\) Root Complex Integrated Endpoint, MSI 00/);
+  assert.match(out, new RegExp(`Capabilities: \\[${msi.offset.toString(16)}\\] MSI: Enable\\+ Count=4/4 Maskable\\+ 64bit\\+`));
+  assert.match(out, /Address: 00000000fee01000 {2}Data: 0041/);
+});
