@@ -109,7 +109,7 @@ export const Ipv4Repr = {
       dst: p.dst,
       protocol: p.protocol,
       ttl: p.ttl,
-      options: p.options.slice(),
+      options: p.headerLen === 20 ? new Uint8Array(0) : p.options.slice(),
       payloadLen: p.totalLen - p.headerLen,
       dscp: p.dscp,
       ecn: p.ecn,

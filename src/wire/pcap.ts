@@ -1,3 +1,4 @@
+import { put32le } from "./bytes.js";
 import { needBytes, WireError } from "./errors.js";
 
 /**
@@ -45,19 +46,21 @@ export function pcapGlobalHeader(opts?: PcapOptions): Uint8Array {
 
 /** One record (16-byte header + captured bytes) for a packet seen at `tsNs` virtual nanoseconds. */
 export function pcapRecord(tsNs: bigint, frame: Uint8Array, opts?: PcapOptions, origLen = frame.length): Uint8Array {
-  const o = resolved(opts);
+  return record(tsNs, frame, resolved(opts), origLen);
+}
+
+function record(tsNs: bigint, frame: Uint8Array, o: Required<PcapOptions>, origLen: number): Uint8Array {
   if (tsNs < 0n || tsNs >= 2n ** 32n * 1_000_000_000n) throw new WireError("WIRE_BAD_VALUE", `pcap timestamp ${tsNs} ns outside the 32-bit seconds range`, { format: "pcap", field: "timestamp", value: tsNs.toString() });
   if (!Number.isInteger(origLen) || origLen < frame.length || origLen > 0xffffffff) throw new WireError("WIRE_BAD_LENGTH", `pcap original length ${origLen} < captured ${frame.length}`, { format: "pcap", field: "orig_len", value: origLen });
   const incl = Math.min(frame.length, o.snaplen);
   const b = new Uint8Array(PCAP_RECORD_HEADER_LEN + incl);
-  const v = new DataView(b.buffer);
   const sec = tsNs / 1_000_000_000n;
-  const frac = tsNs % 1_000_000_000n;
-  v.setUint32(0, Number(sec), true);
-  v.setUint32(4, Number(o.resolution === "ns" ? frac : frac / 1000n), true);
-  v.setUint32(8, incl, true);
-  v.setUint32(12, origLen, true);
-  b.set(frame.subarray(0, incl), PCAP_RECORD_HEADER_LEN);
+  const frac = Number(tsNs - sec * 1_000_000_000n);
+  put32le(b, 0, Number(sec));
+  put32le(b, 4, o.resolution === "ns" ? frac : Math.floor(frac / 1000));
+  put32le(b, 8, incl);
+  put32le(b, 12, origLen);
+  b.set(incl === frame.length ? frame : frame.subarray(0, incl), PCAP_RECORD_HEADER_LEN);
   return b;
 }
 
@@ -77,7 +80,7 @@ export class PcapWriter {
     this.#size += c.length;
   }
   write(tsNs: bigint, frame: Uint8Array, origLen = frame.length): void {
-    this.#push(pcapRecord(tsNs, frame, this.#opts, origLen));
+    this.#push(record(tsNs, frame, this.#opts, origLen));
     this.#count++;
   }
   get packetCount(): number {
