@@ -2,6 +2,9 @@ import { KernelError, Errno, type ErrnoName } from "../base/index.js";
 import type { GuestKernelEndpoint, NetlinkContext } from "./endpoint.js";
 import { MemorySysfs } from "./sysfs.js";
 import * as nl from "./rtnl.js";
+import { MacAddress } from "../wire/mac.js";
+import { findAttr, nlaGet, parseAttrs } from "../wire/netlink.js";
+import { AddrRepr, LinkRepr, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
 
 /**
  * A small guest kernel for tests, shipped as a public test double (STYLE.md: "ship the other
@@ -244,13 +247,14 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
     }
     const out: Uint8Array[] = [];
     for (const m of msgs) {
-      if ((m.flags & nl.NLM_F_REQUEST) === 0) continue;
+      if ((m.flags & nl.NlmF.REQUEST) === 0) continue;
       this.netlinkLog.push({ type: m.type, netns: ctx.netns });
       try {
         const replies = this.#handle(m, ctx);
         out.push(...replies);
-        if ((m.flags & nl.NLM_F_ACK) !== 0 && m.type !== nl.RTM_GETLINK && m.type !== nl.RTM_GETADDR) out.push(nl.encodeError(0, m));
+        if ((m.flags & nl.NlmF.ACK) !== 0 && m.type !== nl.Rtm.GETLINK && m.type !== nl.Rtm.GETADDR) out.push(nl.encodeError(0, m));
       } catch (e) {
+        // Malformed attributes (WireError) are what the kernel's policy checks refuse with EINVAL.
         const errno: ErrnoName = e instanceof KernelError ? e.errno : "EINVAL";
         out.push(nl.encodeError(Errno[errno], m));
       }
@@ -260,17 +264,17 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
 
   #handle(m: nl.NlMessage, ctx: NetlinkContext): Uint8Array[] {
     switch (m.type) {
-      case nl.RTM_GETLINK:
+      case nl.Rtm.GETLINK:
         return this.#getLink(m, ctx);
-      case nl.RTM_SETLINK:
-      case nl.RTM_NEWLINK:
+      case nl.Rtm.SETLINK:
+      case nl.Rtm.NEWLINK:
         this.#setLink(m, ctx);
         return [];
-      case nl.RTM_NEWADDR:
-      case nl.RTM_DELADDR:
+      case nl.Rtm.NEWADDR:
+      case nl.Rtm.DELADDR:
         this.#addr(m, ctx);
         return [];
-      case nl.RTM_GETADDR:
+      case nl.Rtm.GETADDR:
         return this.#getAddr(m, ctx);
       case nl.RTM_NEWROUTE:
         this.#newRoute(m, ctx);
@@ -280,66 +284,68 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
     }
   }
 
-  #find(info: nl.IfInfo, attrs: nl.NlAttr[], netns: string | null): FakeLink {
-    if (info.index > 0) {
-      const l = this.links.get(info.index);
+  #find(r: LinkRepr, netns: string | null): FakeLink {
+    if (r.ifi.index > 0) {
+      const l = this.links.get(r.ifi.index);
       if (l === undefined || l.netns !== netns) throw new KernelError("ENODEV");
       return l;
     }
-    const n = nl.findAttr(attrs, nl.IFLA_IFNAME);
-    const l = n === undefined ? undefined : this.linkByName(nl.attrAsString(n), netns);
+    const l = r.ifname === undefined ? undefined : this.linkByName(r.ifname, netns);
     if (l === undefined) throw new KernelError("ENODEV");
     return l;
   }
 
   #linkMessage(l: FakeLink, seq: number, flags: number, withVfs: boolean): Uint8Array {
-    const attrs: nl.NlAttr[] = [nl.attrStr(nl.IFLA_IFNAME, l.name), nl.attr(nl.IFLA_ADDRESS, nl.macBytes(l.mac)), nl.attrU32(nl.IFLA_MTU, l.mtu), nl.attr(nl.IFLA_OPERSTATE, Uint8Array.of(l.up ? 6 : 2))];
+    const r: LinkRepr = {
+      ifi: { family: 0, type: 1, index: l.index, flags: l.up ? nl.Iff.UP : 0, change: 0 },
+      ifname: l.name,
+      operstate: l.up ? 6 : 2,
+      mtu: l.mtu,
+      address: nl.macBytes(l.mac),
+      extra: [],
+    };
     const pf = this.#pfs.get(l.bdf);
     if (withVfs && pf !== undefined && l.netns === null) {
-      attrs.push(nl.attrU32(nl.IFLA_NUM_VF, pf.numVfs));
+      r.numVf = pf.numVfs;
       if (!this.faults.noVfOps) {
-        const infos = pf.vfs.map((v, i) =>
-          nl.attrNest(nl.IFLA_VF_INFO, [
-            nl.vfMacAttr(i, v.mac),
-            nl.attr(nl.IFLA_VF_VLAN, u32s(i, v.vlan, v.qos)),
-            nl.vfRateAttr(i, v.minTxRate, v.maxTxRate),
-            nl.attr(nl.IFLA_VF_TX_RATE, u32s(i, v.maxTxRate)),
-            nl.attr(nl.IFLA_VF_SPOOFCHK, u32s(i, v.spoofchk)),
-            nl.vfLinkStateAttr(i, v.linkState),
-            nl.attr(nl.IFLA_VF_TRUST, u32s(i, v.trust)),
-            nl.attrNest(nl.IFLA_VF_VLAN_LIST, [vlanInfo(i, v)]),
-          ]),
-        );
-        attrs.push(nl.attrNest(nl.IFLA_VFINFO_LIST, infos));
+        r.vfInfoList = pf.vfs.map((v, i) => ({
+          vf: i,
+          mac: MacAddress.parse(v.mac),
+          vlan: { vlan: v.vlan, qos: v.qos },
+          rate: { minTxRate: v.minTxRate, maxTxRate: v.maxTxRate },
+          txRate: v.maxTxRate,
+          spoofchk: v.spoofchk,
+          linkState: v.linkState,
+          trust: v.trust,
+          vlanList: [{ vlan: v.vlan, qos: v.qos, proto: v.vlanProto }],
+          extra: [],
+        }));
       }
     }
-    const payload = nl.encodeIfInfo({ family: 0, type: 1, index: l.index, flags: l.up ? nl.IFF_UP : 0, change: 0 }, attrs);
-    return nl.encodeMessage(nl.RTM_NEWLINK, flags, seq, payload);
+    return LinkRepr.emit(r, { type: nl.Rtm.NEWLINK, flags, seq, pid: 0 });
   }
 
   #getLink(m: nl.NlMessage, ctx: NetlinkContext): Uint8Array[] {
-    const { info, attrs } = nl.parseIfInfo(m.payload);
-    const mask = nl.findAttr(attrs, nl.IFLA_EXT_MASK);
-    const withVfs = mask !== undefined && (nl.attrAsU32(mask) & nl.RTEXT_FILTER_VF) !== 0;
-    if ((m.flags & nl.NLM_F_DUMP) === nl.NLM_F_DUMP) {
-      const out = [...this.links.values()].filter((l) => l.netns === ctx.netns).map((l) => this.#linkMessage(l, m.seq, nl.NLM_F_MULTI, withVfs));
-      out.push(nl.encodeMessage(nl.NLMSG_DONE, nl.NLM_F_MULTI, m.seq, new Uint8Array(4)));
+    const r = LinkRepr.parse(m);
+    const withVfs = r.extMask !== undefined && (r.extMask & nl.RtextFilter.VF) !== 0;
+    if ((m.flags & nl.NlmF.DUMP) === nl.NlmF.DUMP) {
+      const out = [...this.links.values()].filter((l) => l.netns === ctx.netns).map((l) => this.#linkMessage(l, m.seq, nl.NlmF.MULTI, withVfs));
+      out.push(nl.encodeDone(m.seq));
       return out;
     }
-    return [this.#linkMessage(this.#find(info, attrs, ctx.netns), m.seq, 0, withVfs)];
+    return [this.#linkMessage(this.#find(r, ctx.netns), m.seq, 0, withVfs)];
   }
 
   #setLink(m: nl.NlMessage, ctx: NetlinkContext): void {
-    const { info, attrs } = nl.parseIfInfo(m.payload);
-    const l = this.#find(info, attrs, ctx.netns);
-    const nameA = nl.findAttr(attrs, nl.IFLA_IFNAME);
-    const newName = nameA === undefined ? undefined : nl.attrAsString(nameA);
+    const r = LinkRepr.parse(m);
+    // A request that names the link by index may also carry IFLA_IFNAME: then it is the new name.
+    const l = this.#find(r, ctx.netns);
+    const newName = r.ifi.index > 0 ? r.ifname : undefined;
     if (newName !== undefined && (!/^[^\s/:]{1,15}$/.test(newName) || newName === "." || newName === "..")) throw new KernelError("EINVAL");
     // Validate everything first so a refused request changes nothing.
-    const fdA = nl.findAttr(attrs, nl.IFLA_NET_NS_FD);
     let target: string | null | undefined;
-    if (fdA !== undefined) {
-      target = ctx.nsFd(nl.attrAsU32(fdA));
+    if (r.netNsFd !== undefined) {
+      target = ctx.nsFd(r.netNsFd);
       if (target === undefined) throw new KernelError("EINVAL", "bad namespace fd");
       if (target !== null && !this.namespaces.has(target)) throw new KernelError("ENOENT");
       // dev_change_net_namespace renames with IFLA_IFNAME in the target (rtnetlink.c do_setlink).
@@ -348,100 +354,73 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
       if (this.linkByNameExcept(newName, l.netns, l) !== undefined) throw new KernelError("EEXIST");
       if (l.up) throw new KernelError("EBUSY"); // dev_change_name refuses a running device
     }
-    const macA = nl.findAttr(attrs, nl.IFLA_ADDRESS);
-    if (macA !== undefined && (macA.data.length !== 6 || (macA.data[0]! & 1) !== 0)) throw new KernelError("EINVAL");
-    const mtuA = nl.findAttr(attrs, nl.IFLA_MTU);
-    const mtu = mtuA === undefined ? undefined : nl.attrAsU32(mtuA);
-    if (mtu !== undefined && (mtu < 68 || mtu > 65535)) throw new KernelError("EINVAL");
-    const vfList = nl.findAttr(attrs, nl.IFLA_VFINFO_LIST);
-    if (vfList !== undefined) this.#setVfs(l, vfList);
+    if (r.address !== undefined && (r.address.length !== 6 || (r.address[0]! & 1) !== 0)) throw new KernelError("EINVAL");
+    if (r.mtu !== undefined && (r.mtu < 68 || r.mtu > 65535)) throw new KernelError("EINVAL");
+    if (r.vfInfoList !== undefined) this.#setVfs(l, r.vfInfoList);
 
-    if (fdA !== undefined && target !== undefined) {
+    if (target !== undefined) {
       l.up = false;
       l.addrs = []; // moving a device flushes its addresses (dev_close + NETDEV_UNREGISTER)
       for (let i = this.routes.length - 1; i >= 0; i--) if (this.routes[i]!.oif === l.index) this.routes.splice(i, 1);
       l.netns = target;
     }
     if (newName !== undefined) l.name = newName;
-    if (macA !== undefined) l.mac = nl.macText(macA.data);
-    if (mtu !== undefined) l.mtu = mtu;
-    if ((info.change & nl.IFF_UP) !== 0 || (info.change === 0 && info.flags !== 0)) l.up = (info.flags & nl.IFF_UP) !== 0;
+    if (r.address !== undefined) l.mac = nl.macText(r.address);
+    if (r.mtu !== undefined) l.mtu = r.mtu;
+    const change = r.ifi.change === 0 ? 0xffffffff : r.ifi.change; // rtnl_dev_combine_flags: change 0 means all bits
+    if ((r.ifi.flags !== 0 || r.ifi.change !== 0) && (change & nl.Iff.UP) !== 0) l.up = (r.ifi.flags & nl.Iff.UP) !== 0;
     this.#render(l);
   }
 
-  #setVfs(l: FakeLink, list: nl.NlAttr): void {
+  /** do_setvfinfo with netdevsim's per-op checks (netlink-vf.md §7, §10); all or nothing here. */
+  #setVfs(l: FakeLink, infos: readonly WireVfInfo[]): void {
     const pf = this.#pfs.get(l.bdf);
     if (pf === undefined || this.faults.noVfOps) throw new KernelError("EOPNOTSUPP");
     const staged = pf.vfs.map((v) => ({ ...v }));
-    for (const info of nl.parseAttrs(list.data)) {
-      if (info.type !== nl.IFLA_VF_INFO) continue;
-      for (const a of nl.parseAttrs(info.data)) {
-        const need = a.type === nl.IFLA_VF_MAC ? 36 : a.type === nl.IFLA_VF_VLAN || a.type === nl.IFLA_VF_RATE ? 12 : a.type === nl.IFLA_VF_VLAN_LIST ? 0 : 8;
-        if (a.data.length < need) throw new KernelError("EINVAL");
-        const vf = a.type === nl.IFLA_VF_VLAN_LIST ? -1 : u32At(a.data, 0);
-        const rec = vf >= 0 ? staged[vf] : undefined;
-        if (vf >= 0 && rec === undefined) throw new KernelError("EINVAL"); // vf >= num_vfs (netdevsim)
-        switch (a.type) {
-          case nl.IFLA_VF_MAC:
-            if ((a.data[4]! & 1) !== 0) throw new KernelError("EINVAL");
-            rec!.mac = nl.macText(a.data.subarray(4, 10));
-            break;
-          case nl.IFLA_VF_VLAN:
-            setVlan(rec!, u32At(a.data, 4), u32At(a.data, 8), nl.ETH_P_8021Q);
-            break;
-          case nl.IFLA_VF_VLAN_LIST: {
-            const items = nl.parseAttrs(a.data);
-            if (items.length === 0) throw new KernelError("EINVAL");
-            if (items.length > 1) throw new KernelError("EOPNOTSUPP");
-            const it = items[0]!;
-            if (it.type !== nl.IFLA_VF_VLAN_INFO || it.data.length < 16) throw new KernelError("EINVAL");
-            const r = staged[u32At(it.data, 0)];
-            if (r === undefined) throw new KernelError("EINVAL");
-            setVlan(r, u32At(it.data, 4), u32At(it.data, 8), (it.data[12]! << 8) | it.data[13]!);
-            break;
-          }
-          case nl.IFLA_VF_RATE: {
-            const min = u32At(a.data, 4), max = u32At(a.data, 8);
-            if (max !== 0 && min > max) throw new KernelError("EINVAL");
-            rec!.minTxRate = min;
-            rec!.maxTxRate = max;
-            break;
-          }
-          case nl.IFLA_VF_TX_RATE:
-            rec!.maxTxRate = u32At(a.data, 4);
-            break;
-          case nl.IFLA_VF_SPOOFCHK:
-            rec!.spoofchk = u32At(a.data, 4) !== 0 ? 1 : 0;
-            break;
-          case nl.IFLA_VF_TRUST:
-            rec!.trust = u32At(a.data, 4) !== 0 ? 1 : 0;
-            break;
-          case nl.IFLA_VF_LINK_STATE: {
-            const s = u32At(a.data, 4);
-            if (s > 2) throw new KernelError("EINVAL");
-            rec!.linkState = s;
-            break;
-          }
-          default:
-            throw new KernelError("EOPNOTSUPP");
-        }
+    for (const v of infos) {
+      const rec = staged[v.vf];
+      if (rec === undefined) throw new KernelError("EINVAL"); // vf >= num_vfs
+      if (v.ibNodeGuid !== undefined || v.ibPortGuid !== undefined || v.extra.length > 0) throw new KernelError("EOPNOTSUPP");
+      if (v.mac !== undefined) {
+        if (v.mac.isMulticast) throw new KernelError("EINVAL");
+        rec.mac = v.mac.toString();
+      }
+      if (v.vlan !== undefined) setVlan(rec, v.vlan.vlan, v.vlan.qos, nl.ETH_P_8021Q);
+      if (v.vlanList !== undefined) {
+        if (v.vlanList.length === 0) throw new KernelError("EINVAL");
+        if (v.vlanList.length > 1) throw new KernelError("EOPNOTSUPP");
+        const e = v.vlanList[0]!;
+        setVlan(rec, e.vlan, e.qos, e.proto);
+      }
+      if (v.txRate !== undefined) rec.maxTxRate = v.txRate;
+      if (v.rate !== undefined) {
+        if (v.rate.maxTxRate !== 0 && v.rate.minTxRate > v.rate.maxTxRate) throw new KernelError("EINVAL");
+        rec.minTxRate = v.rate.minTxRate;
+        rec.maxTxRate = v.rate.maxTxRate;
+      }
+      if (v.spoofchk !== undefined) rec.spoofchk = v.spoofchk !== 0 ? 1 : 0;
+      if (v.trust !== undefined) rec.trust = v.trust !== 0 ? 1 : 0;
+      if (v.linkState !== undefined) {
+        if (v.linkState > 2) throw new KernelError("EINVAL");
+        rec.linkState = v.linkState;
       }
     }
     pf.vfs = staged;
   }
 
   #addr(m: nl.NlMessage, ctx: NetlinkContext): void {
-    const { addr, attrs } = nl.parseIfAddr(m.payload);
-    const l = this.links.get(addr.index);
+    const r = AddrRepr.parse(m);
+    const l = this.links.get(r.ifa.index);
     if (l === undefined || l.netns !== ctx.netns) throw new KernelError("ENODEV");
-    const a = nl.findAttr(attrs, nl.IFA_LOCAL) ?? nl.findAttr(attrs, nl.IFA_ADDRESS);
-    const len = addr.family === nl.AF_INET ? 4 : addr.family === nl.AF_INET6 ? 16 : -1;
-    if (a === undefined || len < 0 || a.data.length !== len || addr.prefixlen > len * 8) throw new KernelError("EINVAL");
-    const i = l.addrs.findIndex((x) => x.family === addr.family && bytesEq(x.local, a.data));
-    if (m.type === nl.RTM_NEWADDR) {
+    const a = r.local ?? r.address;
+    const len = r.ifa.family === nl.AddressFamily.INET ? 4 : r.ifa.family === nl.AddressFamily.INET6 ? 16 : -1;
+    if (a === undefined || len < 0 || r.ifa.prefixlen > len * 8) throw new KernelError("EINVAL");
+    const bytes = a.bytes();
+    const i = l.addrs.findIndex((x) => x.family === r.ifa.family && bytesEq(x.local, bytes));
+    if (m.type === nl.Rtm.NEWADDR) {
       if (this.faults.failNewAddr !== null) throw new KernelError(this.faults.failNewAddr);
       if (i >= 0) throw new KernelError("EEXIST");
-      l.addrs.push({ family: addr.family, prefixlen: addr.prefixlen, local: a.data.slice() });
+      l.addrs.push({ family: r.ifa.family, prefixlen: r.ifa.prefixlen, local: bytes });
     } else {
       if (i < 0) throw new KernelError("EINVAL", "no such address");
       l.addrs.splice(i, 1);
@@ -453,29 +432,32 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
     for (const l of this.links.values()) {
       if (l.netns !== ctx.netns) continue;
       for (const a of l.addrs) {
-        const payload = nl.encodeIfAddr({ family: a.family, prefixlen: a.prefixlen, flags: 0, scope: 0, index: l.index }, [nl.attr(nl.IFA_ADDRESS, a.local), nl.attr(nl.IFA_LOCAL, a.local)]);
-        out.push(nl.encodeMessage(nl.RTM_NEWADDR, nl.NLM_F_MULTI, m.seq, payload));
+        const ip = nl.ipAddress(a.local);
+        out.push(AddrRepr.emit({ ifa: { family: a.family, prefixlen: a.prefixlen, flags: 0, scope: 0, index: l.index }, address: ip, local: ip, extra: [] }, { type: nl.Rtm.NEWADDR, flags: nl.NlmF.MULTI, seq: m.seq, pid: 0 }));
       }
     }
-    out.push(nl.encodeMessage(nl.NLMSG_DONE, nl.NLM_F_MULTI, m.seq, new Uint8Array(4)));
+    out.push(nl.encodeDone(m.seq));
     return out;
   }
 
   #newRoute(m: nl.NlMessage, ctx: NetlinkContext): void {
-    const { rt, attrs } = nl.parseRtMsg(m.payload);
-    const len = rt.family === nl.AF_INET ? 4 : rt.family === nl.AF_INET6 ? 16 : -1;
-    if (len < 0 || rt.dstLen > len * 8) throw new KernelError("EINVAL");
-    const oifA = nl.findAttr(attrs, nl.RTA_OIF);
-    const oif = oifA === undefined ? 0 : nl.attrAsU32(oifA);
+    const p = m.payload;
+    if (p.length < 12) throw new KernelError("EINVAL");
+    const family = p[0]!, dstLen = p[1]!;
+    const len = family === nl.AddressFamily.INET ? 4 : family === nl.AddressFamily.INET6 ? 16 : -1;
+    if (len < 0 || dstLen > len * 8) throw new KernelError("EINVAL");
+    const attrs = parseAttrs(p.subarray(12));
+    const oifA = findAttr(attrs, nl.RTA_OIF);
+    const oif = oifA === undefined ? 0 : nlaGet.u32(oifA);
     const l = this.links.get(oif);
     if (l === undefined || l.netns !== ctx.netns) throw new KernelError("ENODEV");
-    const dstA = nl.findAttr(attrs, nl.RTA_DST);
-    const gwA = nl.findAttr(attrs, nl.RTA_GATEWAY);
-    if ((dstA !== undefined && dstA.data.length !== len) || (gwA !== undefined && gwA.data.length !== len)) throw new KernelError("EINVAL");
-    const dst = `${dstA === undefined ? (len === 4 ? "0.0.0.0" : "::") : ipText(dstA.data)}/${rt.dstLen}`;
-    const gateway = gwA === undefined ? null : ipText(gwA.data);
-    if (this.routes.some((r) => r.netns === ctx.netns && r.dst === dst && r.family === rt.family)) throw new KernelError("EEXIST");
-    this.routes.push({ netns: ctx.netns, family: rt.family, dst, gateway, oif });
+    const dstA = findAttr(attrs, nl.RTA_DST);
+    const gwA = findAttr(attrs, nl.RTA_GATEWAY);
+    if ((dstA !== undefined && dstA.payload.length !== len) || (gwA !== undefined && gwA.payload.length !== len)) throw new KernelError("EINVAL");
+    const dst = `${dstA === undefined ? (len === 4 ? "0.0.0.0" : "::") : ipText(dstA.payload)}/${dstLen}`;
+    const gateway = gwA === undefined ? null : ipText(gwA.payload);
+    if (this.routes.some((r) => r.netns === ctx.netns && r.dst === dst && r.family === family)) throw new KernelError("EEXIST");
+    this.routes.push({ netns: ctx.netns, family, dst, gateway, oif });
   }
 
   /** Addresses of a link as "a.b.c.d/len" text. */
@@ -490,25 +472,6 @@ function setVlan(r: VfRecord, vlan: number, qos: number, proto: number): void {
   r.vlan = vlan;
   r.qos = qos;
   r.vlanProto = proto;
-}
-
-function vlanInfo(i: number, v: VfRecord): nl.NlAttr {
-  const b = new Uint8Array(16);
-  b.set(u32s(i, v.vlan, v.qos));
-  b[12] = v.vlanProto >>> 8;
-  b[13] = v.vlanProto & 0xff;
-  return nl.attr(nl.IFLA_VF_VLAN_INFO, b);
-}
-
-function u32s(...vals: number[]): Uint8Array {
-  const b = new Uint8Array(4 * vals.length);
-  const v = new DataView(b.buffer);
-  vals.forEach((x, i) => v.setUint32(4 * i, x >>> 0, true));
-  return b;
-}
-
-function u32At(b: Uint8Array, o: number): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(o, true);
 }
 
 function bytesEq(a: Uint8Array, b: Uint8Array): boolean {

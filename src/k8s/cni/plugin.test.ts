@@ -76,9 +76,9 @@ test("CHECK notices a VF setting changed behind the plugin's back", async (t) =>
   const link = b.kernel.linkByName("eth0", null)!;
   const { Rtnl } = await import("./netlink.js");
   const { GuestEndpointClient } = await import("../endpoint.js");
-  const { vfInfoListAttr, vfVlanAttr } = await import("../rtnl.js");
+  const { vfSetInfo } = await import("../rtnl.js");
   const c = await GuestEndpointClient.connect(b.endpoint.path);
-  await new Rtnl(c).setLink(null, link.index, [vfInfoListAttr([vfVlanAttr(0, 0, 0, ETH_P_8021Q)])]);
+  await new Rtnl(c).setLink(null, link.index, { vf: vfSetInfo(0, { vlan: { vlan: 0, qos: 0, proto: ETH_P_8021Q } }) });
   c.close();
   const check = await call(b, "CHECK", "c1", "pod1", { ...conf, prevResult: add.out });
   assert.equal(check.exitCode, 1);

@@ -144,18 +144,6 @@ function requireNetnsName(env: CniEnv): string {
   return n;
 }
 
-/** The settings of `conf` as IFLA_VF_* attributes, in SR-IOV CNI's order (VLAN, MAC, rate, spoofchk, trust, link state). */
-function vfAttrs(vf: number, a: Applied): nl.NlAttr[] {
-  const out: nl.NlAttr[] = [];
-  if (a.vlan !== undefined) out.push(nl.vfVlanAttr(vf, a.vlan.vlan, a.vlan.qos, a.vlan.proto));
-  if (a.mac !== undefined) out.push(nl.vfMacAttr(vf, a.mac));
-  if (a.rate !== undefined) out.push(nl.vfRateAttr(vf, a.rate.min, a.rate.max));
-  if (a.spoofchk !== undefined) out.push(nl.vfSpoofchkAttr(vf, a.spoofchk));
-  if (a.trust !== undefined) out.push(nl.vfTrustAttr(vf, a.trust));
-  if (a.linkState !== undefined) out.push(nl.vfLinkStateAttr(vf, a.linkState));
-  return out;
-}
-
 function wanted(conf: NetConf, orig: nl.VfInfo): Applied {
   const rate = conf.minTxRate !== undefined || conf.maxTxRate !== undefined ? { min: conf.minTxRate ?? orig.minTxRate, max: conf.maxTxRate ?? orig.maxTxRate } : undefined;
   return {
@@ -261,36 +249,34 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
     if (orig === undefined) throw new KernelError("EOPNOTSUPP", `failed to find vf ${loc.vfIndex}: ${loc.pfNetdev} reports no VF information (IFLA_VFINFO_LIST)`, { details: { pf: loc.pfNetdev, vf: loc.vfIndex } });
     const vfLink = await rtnl.getLink(null, { name: vfNetdev });
     const applied = wanted(conf, orig);
-    const set = vfAttrs(loc.vfIndex, applied);
-    if (set.length > 0) {
-      undo.push(() => rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(loc.vfIndex, restoring(orig, applied)))]));
-      await rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(set)]);
+    if (Object.keys(applied).length > 0) {
+      undo.push(() => rtnl.setLink(null, pf.index, { vf: nl.vfSetInfo(loc.vfIndex, restoring(orig, applied)) }));
+      await rtnl.setLink(null, pf.index, { vf: nl.vfSetInfo(loc.vfIndex, applied) });
     }
     // Down, into the pod's namespace, renamed to CNI_IFNAME there: one request, as do_setlink
     // renames inside dev_change_net_namespace, so the name never collides in the initial namespace.
-    await rtnl.setLink(null, vfLink.index, [nl.attrU32(nl.IFLA_NET_NS_FD, podFd), nl.attrStr(nl.IFLA_IFNAME, env.ifname)], 0, nl.IFF_UP);
+    await rtnl.setLink(null, vfLink.index, { netNsFd: podFd, ifname: env.ifname }, 0, nl.Iff.UP);
     undo.push(async () => {
       const initFd = await client.netnsOpen(null);
       const l = await rtnl.getLink(ns, { name: env.ifname });
-      await rtnl.setLink(ns, l.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, vfNetdev)], 0, nl.IFF_UP);
-      if (vfLink.mac !== undefined) await rtnl.setLink(null, l.index, [nl.attr(nl.IFLA_ADDRESS, nl.macBytes(vfLink.mac))]);
+      await rtnl.setLink(ns, l.index, { netNsFd: initFd, ifname: vfNetdev }, 0, nl.Iff.UP);
+      if (vfLink.mac !== undefined) await rtnl.setLink(null, l.index, { address: vfLink.mac });
     });
     const pod = await rtnl.getLink(ns, { name: env.ifname });
-    const up: nl.NlAttr[] = conf.mac === undefined ? [] : [nl.attr(nl.IFLA_ADDRESS, nl.macBytes(conf.mac))];
-    await rtnl.setLink(ns, pod.index, up, nl.IFF_UP, nl.IFF_UP);
+    await rtnl.setLink(ns, pod.index, conf.mac === undefined ? {} : { address: conf.mac }, nl.Iff.UP, nl.Iff.UP);
     const mac = conf.mac ?? pod.mac ?? "";
 
     const ipam = await ipamP;
     if (ipam !== undefined) {
       for (const ip of ipam.ips) {
         const c = parseCidr(ip.address)!;
-        await rtnl.addAddress(ns, pod.index, c.addr.length === 4 ? nl.AF_INET : nl.AF_INET6, c.addr, c.prefixlen);
+        await rtnl.addAddress(ns, pod.index, c.addr, c.prefixlen);
       }
       for (const r of ipam.routes) {
         const c = parseCidr(r.dst)!;
         const gwText = r.gw ?? ipam.ips.find((i) => (parseCidr(i.address)?.addr.length ?? 0) === c.addr.length)?.gateway;
         const gw = gwText === undefined ? undefined : ipBytes(gwText);
-        await rtnl.addRoute(ns, pod.index, c.addr.length === 4 ? nl.AF_INET : nl.AF_INET6, networkOf(c.addr, c.prefixlen), c.prefixlen, gw);
+        await rtnl.addRoute(ns, pod.index, networkOf(c.addr, c.prefixlen), c.prefixlen, gw);
       }
     }
 
@@ -365,7 +351,7 @@ async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<
       ]);
       if (located !== undefined) {
         const pf = await rtnl.getLink(null, { name: entry.pfNetdev });
-        await rtnl.setLink(null, pf.index, [nl.vfInfoListAttr(vfAttrs(entry.vfIndex, restoring(entry.orig, entry.applied)))]);
+        await rtnl.setLink(null, pf.index, { vf: nl.vfSetInfo(entry.vfIndex, restoring(entry.orig, entry.applied)) });
         if (ns !== undefined && namespaces.includes(ns)) {
           let pod: { index: number } | undefined;
           try {
@@ -373,18 +359,19 @@ async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<
           } catch (e) {
             if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
           }
-          if (pod !== undefined) await rtnl.setLink(ns, pod.index, [nl.attrU32(nl.IFLA_NET_NS_FD, initFd), nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev)], 0, nl.IFF_UP);
+          if (pod !== undefined) await rtnl.setLink(ns, pod.index, { netNsFd: initFd, ifname: entry.vfNetdev }, 0, nl.Iff.UP);
         }
         // Wherever it came back from (our move, or the kernel returning it when the namespace
         // died), put name, MAC and MTU back as ADD found them.
         const home = (await netdevsOf(client, entry.deviceID))[0];
         if (home !== undefined) {
           const l = await rtnl.getLink(null, { name: home });
-          const attrs: nl.NlAttr[] = [];
-          if (home !== entry.vfNetdev) attrs.push(nl.attrStr(nl.IFLA_IFNAME, entry.vfNetdev));
-          if (entry.vfMac !== null && entry.vfMac !== l.mac) attrs.push(nl.attr(nl.IFLA_ADDRESS, nl.macBytes(entry.vfMac)));
-          if (entry.vfMtu !== null && entry.vfMtu !== l.mtu) attrs.push(nl.attrU32(nl.IFLA_MTU, entry.vfMtu));
-          if (attrs.length > 0) await rtnl.setLink(null, l.index, attrs, 0, l.up && home !== entry.vfNetdev ? nl.IFF_UP : 0);
+          const c: { ifname?: string; address?: string; mtu?: number } = {};
+          if (home !== entry.vfNetdev) c.ifname = entry.vfNetdev;
+          if (entry.vfMac !== null && entry.vfMac !== l.mac) c.address = entry.vfMac;
+          if (entry.vfMtu !== null && entry.vfMtu !== l.mtu) c.mtu = entry.vfMtu;
+          // A rename needs the link down (dev_change_name refuses a running device).
+          if (Object.keys(c).length > 0) await rtnl.setLink(null, l.index, c, 0, l.up && c.ifname !== undefined ? nl.Iff.UP : 0);
         }
       }
       await ipamP;
