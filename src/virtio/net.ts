@@ -228,6 +228,19 @@ export class VirtioNet implements VirtioDevice {
     return this.#ctx?.features ?? 0n;
   }
 
+  /**
+   * The administrator sets the device's MAC (the hypervisor applying `ip link set ... vf N mac`):
+   * it becomes the permanent address, survives resets, and the configuration-change interrupt
+   * tells the driver. Throws NET_BAD_OPTION for a length other than 6.
+   */
+  setMac(mac: Uint8Array): void {
+    if (mac.length !== 6) throw new VirtioNetError("NET_BAD_OPTION", "a MAC address is 6 bytes");
+    this.#permanentMac.set(mac);
+    this.#mac.set(mac);
+    this.#macNum = macNum(this.#mac);
+    this.#hooks?.configChanged();
+  }
+
   /** Link status change (§5.1.4): updates the status field and raises a config interrupt. */
   setLink(up: boolean): void {
     if (up === this.#linkUp) return;

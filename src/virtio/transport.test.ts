@@ -188,3 +188,16 @@ test("an external data plane's used entries raise the queue's interrupt through 
   assert.deepEqual(m.drv.interrupts, [info.msixVector]);
   assert.equal(m.net.q(1).getUsed()?.token, a);
 });
+
+test("the administrator's MAC survives a reset and reaches the configuration space", () => {
+  const m = machine();
+  m.drv.negotiate(ALL);
+  m.net.setup([0, 1, 2]);
+  m.drv.driverOk();
+  m.drv.interrupts.length = 0;
+  const mac = Uint8Array.of(0x02, 0, 0, 0, 0, 0x42);
+  m.dev.net.setMac(mac);
+  assert.deepEqual(m.drv.interrupts, [0], "configuration interrupt");
+  m.drv.status = 0;
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => m.drv.configRead(i, 1)), [...mac]);
+});
