@@ -260,7 +260,7 @@ export class SriovCapability implements VfParent {
 
   // ------------------------------------------------------------------ state
 
-  private get ctrl(): number {
+  get #ctrl(): number {
     return this.pf.config.read(this.offset + PCI_SRIOV_CTRL, 2);
   }
   /** NumVFs as the register holds it (any 16-bit value while VF Enable is clear). */
@@ -278,10 +278,10 @@ export class SriovCapability implements VfParent {
     return this.pf.config.read(this.offset + PCI_SRIOV_INITIAL_VF, 2);
   }
   get vfMse(): boolean {
-    return (this.ctrl & PCI_SRIOV_CTRL_MSE) !== 0;
+    return (this.#ctrl & PCI_SRIOV_CTRL_MSE) !== 0;
   }
   get ariCapableHierarchy(): boolean {
-    return (this.ctrl & PCI_SRIOV_CTRL_ARI) !== 0;
+    return (this.#ctrl & PCI_SRIOV_CTRL_ARI) !== 0;
   }
   get firstVfOffset(): number {
     return this.pf.config.read(this.offset + PCI_SRIOV_VF_OFFSET, 2);
