@@ -23,6 +23,7 @@ import {
   type VfAdminCommand,
 } from "./vf-admin.js";
 import { Vm } from "./vm.js";
+import { VdpaNetDevice } from "./vdpa-net.js";
 import type { VmPolicy } from "./policy.js";
 
 const MiB = 1024 * 1024;
@@ -345,5 +346,91 @@ test("property: any sequence of guest writes to the SR-IOV capability keeps the 
       },
     ),
     { numRuns: 40 },
+  );
+});
+
+test("admin completions interrupt the guest on the admin queue's MSI-X vector", () => {
+  const w = world(1);
+  const { f } = vpfUp(w);
+  const before = w.guest.msis.length;
+  adminInit(w, f);
+  const aq = f.adminQueue!;
+  const got = w.guest.msis.slice(before).filter((m) => m.data === ((f.tag << 8) | aq.vector));
+  assert.equal(got.length, 2, "one message per completed command");
+  assert.equal(got[0]!.address, 0xfee0_0000);
+  assert.equal(w.vm.counters.msis, w.guest.msis.length);
+});
+
+test("FLR of a vVF resets its backend but keeps it bound; stop then start is a cold boot", () => {
+  const w = world(2);
+  const { sriov } = vpfUp(w);
+  enableVfs(w, sriov, 1);
+  const g = w.guest;
+  g.virtioUp(1, 1, { want: WANT, barOf: (i) => g.vfBarAddress(1, 0, sriov, i, 1) });
+  const vpf = w.vm.vpfs[0]!;
+  const dev = vpf.vvfTransport(1)!.device;
+  assert.ok(dev instanceof VdpaNetDevice);
+  const handle = dev.backend!;
+  assert.equal(handle.getStatus() & 4, 4, "DRIVER_OK reached the vhost-vdpa backend");
+  const exp = g.findCap(1, 1, 0x10)!;
+  g.write(1, 1, exp + 0x08, 2, g.read(1, 1, exp + 0x08, 2) | 0x8000);
+  assert.equal(handle.getStatus(), 0, "the VF's FLR reset the backend");
+  assert.equal(w.pool.heldBy("vm1"), 1, "still bound");
+  // Before start and after stop the VM answers nothing; start again reopens the vPF backend.
+  w.vm.stop();
+  assert.equal(w.guest.read(0, 0x80, 0, 4), 0xffff_ffff);
+  assert.ok(w.vm.counters.accessesWhileStopped > 0);
+  w.vm.start();
+  assert.equal(w.guest.read(0, 0x80, 0, 4), 0x000c_1b36);
+  assert.equal(w.guest.read(0, 0x80, 0x19, 1), 1);
+  const again = vpfUp(w);
+  enableVfs(w, again.sriov, 2);
+  assert.equal(w.pool.heldBy("vm1"), 2);
+  assert.throws(() => w.vm.start(), (e: unknown) => e instanceof Error && "code" in e && e.code === "VMM_BAD_STATE");
+  assert.throws(() => w.vm.addRootPort(), (e: unknown) => e instanceof Error && "code" in e && e.code === "VMM_BAD_STATE");
+});
+
+test("property: arbitrary admin request bytes on the queue always get a status and never change the host on failure", () => {
+  const w = world(2);
+  const { f, sriov } = vpfUp(w);
+  adminInit(w, f);
+  enableVfs(w, sriov, 2);
+  const snapshot = (): string => JSON.stringify(w.host.getVfInfo(w.pf, { skipStats: true }).vfs.map((v) => ({ ...v, mac: v.mac.toString(), broadcast: "" })));
+  fc.assert(
+    fc.property(fc.constantFrom(...SUPPORTED_OPCODES, 0x7f0a, 0x0002, 0x8000), fc.integer({ min: 0, max: 4 }), fc.uint8Array({ maxLength: 48 }), (opcode, member, data) => {
+      const req = new Uint8Array(24 + data.length);
+      req[0] = opcode & 0xff;
+      req[1] = opcode >>> 8;
+      req[2] = 1;
+      req[16] = member;
+      req.set(data, 24);
+      const before = snapshot();
+      const r = decodeAdminResult(w.guest.adminCommand(f, req, 64));
+      assert.ok(r !== undefined);
+      if (r.status !== AdminStatus.OK) assert.equal(snapshot(), before);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test("property: random guest configuration writes anywhere in the vPF keep backends = existing vVFs", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 0x17f }), fc.constantFrom<1 | 2 | 4>(1, 2, 4), fc.integer({ min: 0, max: 0xffff_ffff })), { maxLength: 25 }),
+      (writes) => {
+        const w = world(2);
+        const { sriov } = vpfUp(w);
+        for (const [off, width, value] of writes) {
+          const o = off - (off % width);
+          w.guest.write(1, 0, o, width, value % 2 ** (8 * width));
+          // Keep the SR-IOV capability busy too.
+          if (value % 3 === 0) enableVfs(w, sriov, value % 4);
+          const vfe = (w.guest.read(1, 0, sriov + 0x08, 2) & 1) === 1;
+          const numVfs = w.guest.read(1, 0, sriov + 0x10, 2);
+          assert.equal(w.pool.heldBy("vm1"), vfe ? numVfs : 0);
+        }
+      },
+    ),
+    { numRuns: 30 },
   );
 });
