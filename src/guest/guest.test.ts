@@ -294,11 +294,40 @@ test("ping between two VFs in two namespaces through the device data plane", () 
   assert.ok(a.stats.txPackets >= 4 && b.stats.rxPackets >= 4);
 });
 
+test("routes: RTM_NEWROUTE via a gateway, dump, delete; ping follows the gateway route", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  const a = k.initNs.byName("eth1")!;
+  const b = k.initNs.byName("eth2")!;
+  k.netnsAdd("a");
+  k.netnsAdd("b");
+  k.moveDevice(a, k.namespace("a"), undefined);
+  k.moveDevice(b, k.namespace("b"), undefined);
+  const run = (ns: string, req: Uint8Array): number => ip.parseReplies(k.netlink(req, { netns: ns })).error;
+  assert.equal(run("a", ip.addrRequest(true, a.ifindex, "10.0.0.1", 24)), 0);
+  assert.equal(run("b", ip.addrRequest(true, b.ifindex, "10.0.0.2", 24)), 0);
+  assert.equal(run("b", ip.addrRequest(true, b.ifindex, "10.2.0.5", 32)), 0);
+  k.setUp(a, true);
+  k.setUp(b, true);
+  assert.equal(run("a", ip.routeRequest(true, "10.2.0.0", 16, a.ifindex, "192.168.1.1")), -101, "gateway not on a connected prefix");
+  assert.equal(run("a", ip.routeRequest(true, "10.2.0.1", 16, a.ifindex, "10.0.0.2")), -22, "host bits set");
+  assert.equal(run("a", ip.routeRequest(true, "10.2.0.0", 16, 999, "10.0.0.2")), -19);
+  assert.equal(errno(() => k.ping("a", "10.2.0.5", 1)), "ENETUNREACH");
+  assert.equal(run("a", ip.routeRequest(true, "10.2.0.0", 16, a.ifindex, "10.0.0.2")), 0);
+  assert.equal(run("a", ip.routeRequest(true, "10.2.0.0", 16, a.ifindex, "10.0.0.2")), -17);
+  const routes = ip.parseReplies(k.netlink(ip.getRouteRequest(), { netns: "a" })).routes;
+  assert.deepEqual(routes.map((r) => `${r.dst} ${r.gateway ?? "-"} ${r.protocol}`), ["10.0.0.0/24 - 2", "10.2.0.0/16 10.0.0.2 3"]);
+  assert.equal(k.ping("a", "10.2.0.5", 2), 2);
+  assert.equal(run("a", ip.routeRequest(false, "10.2.0.0", 16, a.ifindex)), 0);
+  assert.equal(run("a", ip.routeRequest(false, "10.2.0.0", 16, a.ifindex)), -3);
+  assert.equal(errno(() => k.ping("a", "10.2.0.5", 1)), "ENETUNREACH");
+});
+
 test("property: random rtnetlink bytes never throw and every request message gets well-formed replies", () => {
   const { k } = boot();
   k.sysfs().write(`${PF}/sriov_numvfs`, "2");
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 200 }), fc.constantFrom(16, 18, 19, 20, 21, 22, 99), fc.integer({ min: 0, max: 0xffff }), (body, type, flags) => {
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.constantFrom(16, 17, 18, 19, 20, 21, 22, 24, 25, 26, 99), fc.integer({ min: 0, max: 0xffff }), (body, type, flags) => {
       const msg = new Uint8Array(16 + body.length);
       const v = new DataView(msg.buffer);
       v.setUint32(0, msg.length, true);

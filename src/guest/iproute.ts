@@ -35,6 +35,12 @@ import {
   RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_SETLINK,
+  RTM_NEWROUTE,
+  RTM_DELROUTE,
+  RTM_GETROUTE,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_OIF,
 } from "./rtnetlink.js";
 
 export interface LinkVf {
@@ -67,6 +73,7 @@ export interface NlReply {
   error: number;
   links: LinkInfo[];
   addrs: { ifindex: number; address: string; prefixLen: number }[];
+  routes: { dst: string; oif: number; gateway: string | undefined; protocol: number }[];
   done: boolean;
 }
 
@@ -186,13 +193,17 @@ export function getAddrRequest(): Uint8Array {
 
 /** Parses every reply message of one request. */
 export function parseReplies(replies: readonly Uint8Array[]): NlReply {
-  const r: NlReply = { error: 0, links: [], addrs: [], done: false };
+  const r: NlReply = { error: 0, links: [], addrs: [], routes: [], done: false };
   for (const dgram of replies) {
     for (const m of splitMessages(dgram)) {
       if (m.type === NLMSG_ERROR) r.error = readI32At(m.payload, 0);
       else if (m.type === NLMSG_DONE) r.done = true;
       else if (m.type === RTM_NEWLINK) r.links.push(parseLink(m.payload));
-      else if (m.type === RTM_NEWADDR) {
+      else if (m.type === RTM_NEWROUTE) {
+        const a = parseAttrs(m.payload.subarray(12)) ?? new Map<number, Uint8Array>();
+        const txt = (d: Uint8Array | undefined): string | undefined => (d === undefined ? undefined : [...d].join("."));
+        r.routes.push({ dst: `${txt(a.get(RTA_DST)) ?? "0.0.0.0"}/${m.payload[1] ?? 0}`, oif: getU32(a.get(RTA_OIF)) ?? 0, gateway: txt(a.get(RTA_GATEWAY)), protocol: m.payload[5] ?? 0 });
+      } else if (m.type === RTM_NEWADDR) {
         const a = parseAttrs(m.payload.subarray(8));
         const ip = a?.get(IFA_LOCAL) ?? new Uint8Array(4);
         r.addrs.push({ ifindex: readU32At(m.payload, 4), address: [...ip].join("."), prefixLen: m.payload[1] ?? 0 });
@@ -249,4 +260,20 @@ function parseLink(p: Uint8Array): LinkInfo {
     }
   }
   return info;
+}
+
+/** `ip route add|del DST/LEN [via GW] dev OIF` in table main. */
+export function routeRequest(add: boolean, dst: string, dstLen: number, oif: number, gateway?: string): Uint8Array {
+  const ipb = (t: string): Uint8Array => Uint8Array.from(t.split(".").map(Number));
+  const b = new NlBuilder()
+    .header(add ? RTM_NEWROUTE : RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK | (add ? 0x400 | 0x200 : 0), seq++, 0)
+    .bytes(Uint8Array.of(AF_INET, dstLen, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0));
+  if (dstLen > 0) b.attr(RTA_DST, ipb(dst));
+  if (gateway !== undefined) b.attr(RTA_GATEWAY, ipb(gateway));
+  b.u32(RTA_OIF, oif);
+  return b.finish();
+}
+
+export function getRouteRequest(): Uint8Array {
+  return new NlBuilder().header(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq++, 0).bytes(Uint8Array.of(AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).finish();
 }

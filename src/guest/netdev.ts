@@ -183,8 +183,20 @@ export function validIfname(name: string): boolean {
   return !/[/:\s]/.test(name);
 }
 
+/** A static IPv4 route of table main (RTM_NEWROUTE). */
+export interface Ipv4Route {
+  readonly dst: number;
+  readonly dstLen: number;
+  readonly gateway: number | undefined;
+  readonly oif: number;
+  readonly protocol: number;
+  readonly scope: number;
+  readonly priority: number;
+}
+
 export class NetNamespace {
   readonly devices = new Map<number, NetDevice>();
+  readonly routes: Ipv4Route[] = [];
   readonly #names = new Map<string, NetDevice>();
   #nextIfindex = 1;
 
@@ -252,6 +264,8 @@ export class NetNamespace {
 
   detach(dev: NetDevice): void {
     this.devices.delete(dev.ifindex);
+    // Routes through a device go with it (fib_sync_down_dev on unregister).
+    for (let i = this.routes.length - 1; i >= 0; i--) if (this.routes[i]!.oif === dev.ifindex) this.routes.splice(i, 1);
     if (this.#names.get(dev.name) === dev) this.#names.delete(dev.name);
   }
 }

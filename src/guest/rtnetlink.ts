@@ -38,6 +38,22 @@ export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+
+export const RTA_DST = 1;
+export const RTA_OIF = 4;
+export const RTA_GATEWAY = 5;
+export const RTA_PRIORITY = 6;
+export const RTA_PREFSRC = 7;
+export const RTA_TABLE = 15;
+export const RT_TABLE_MAIN = 254;
+export const RTPROT_KERNEL = 2;
+export const RTPROT_BOOT = 3;
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+export const RTN_UNICAST = 1;
 
 export const IFLA_ADDRESS = 1;
 export const IFLA_BROADCAST = 2;
@@ -164,6 +180,12 @@ export class RtnetlinkEndpoint {
         return this.#newAddr(m, ns, false);
       case RTM_GETADDR:
         return this.#getAddr(m, ns);
+      case RTM_NEWROUTE:
+        return this.#newRoute(m, ns, true);
+      case RTM_DELROUTE:
+        return this.#newRoute(m, ns, false);
+      case RTM_GETROUTE:
+        return this.#getRoute(m, ns);
       default:
         throw sysErr("EOPNOTSUPP", `rtnetlink message type ${m.type} is not supported`);
     }
@@ -435,6 +457,92 @@ export class RtnetlinkEndpoint {
     out.push(done(m));
     return out;
   }
+
+  // -------------------------------------------------------------------------------------------
+  // Routes (IPv4, table main)
+
+  /** inet_rtm_newroute / inet_rtm_delroute, for table main. */
+  #newRoute(m: NlMsg, ns: NetNamespace, add: boolean): Uint8Array[] {
+    if (m.payload.length < 12) throw sysErr("EINVAL");
+    const p = m.payload;
+    if (p[0] !== AF_INET) throw sysErr("EAFNOSUPPORT", "the model guest speaks IPv4 only");
+    const dstLen = p[1]!;
+    if (dstLen > 32) throw sysErr("EINVAL");
+    const attrs = parseAttrs(p.subarray(12));
+    if (attrs === undefined) throw sysErr("EINVAL");
+    const table = getU32(attrs.get(RTA_TABLE)) ?? p[4]!;
+    if (table !== RT_TABLE_MAIN && table !== 0) throw sysErr("EOPNOTSUPP", "only table main exists in the model guest");
+    const dstRaw = attrs.get(RTA_DST);
+    const gwRaw = attrs.get(RTA_GATEWAY);
+    const dst = dstRaw === undefined ? 0 : ip4(dstRaw);
+    const gateway = gwRaw === undefined ? undefined : ip4(gwRaw);
+    if (dst === undefined || (gwRaw !== undefined && gateway === undefined)) throw sysErr("EINVAL");
+    if (((dst & ~prefixMask(dstLen)) >>> 0) !== 0) throw sysErr("EINVAL", "route prefix has host bits set");
+    const oif = getU32(attrs.get(RTA_OIF)) ?? 0;
+    const priority = getU32(attrs.get(RTA_PRIORITY)) ?? 0;
+    const same = (r: { dst: number; dstLen: number; priority: number }): boolean => r.dst === dst && r.dstLen === dstLen && r.priority === priority;
+    if (!add) {
+      const i = ns.routes.findIndex((r) => same(r) && (oif === 0 || r.oif === oif) && (gateway === undefined || r.gateway === gateway));
+      if (i < 0) throw sysErr("ESRCH");
+      ns.routes.splice(i, 1);
+      return [];
+    }
+    let dev = oif === 0 ? undefined : ns.byIndex(oif);
+    if (oif !== 0 && dev === undefined) throw sysErr("ENODEV");
+    if (gateway !== undefined) {
+      // The gateway must be on a connected prefix (of the given device), as fib_check_nh asks.
+      const on = (d: NetDevice): boolean => d.isUp && d.addrs.some((a) => ((a.address ^ gateway) & prefixMask(a.prefixLen)) >>> 0 === 0);
+      if (dev === undefined) dev = ns.list().find(on);
+      if (dev === undefined || !on(dev)) throw sysErr("ENETUNREACH", "Nexthop has invalid gateway");
+    }
+    if (dev === undefined) throw sysErr("ENODEV", "Nexthop device required");
+    if (ns.routes.some(same)) {
+      if ((m.flags & NLM_F_EXCL) !== 0) throw sysErr("EEXIST");
+      if ((m.flags & 0x100) === 0) throw sysErr("EEXIST"); // without NLM_F_REPLACE an existing route stays
+    }
+    const r = { dst, dstLen, gateway, oif: dev.ifindex, protocol: p[5]!, scope: p[6]!, priority };
+    const j = ns.routes.findIndex(same);
+    if (j >= 0) ns.routes[j] = r;
+    else ns.routes.push(r);
+    return [];
+  }
+
+  /** Dump of table main: connected prefixes (proto kernel, scope link) then static routes. */
+  #getRoute(m: NlMsg, ns: NetNamespace): Uint8Array[] {
+    if (!isDump(m)) throw sysErr("EOPNOTSUPP");
+    const family = m.payload.length >= 1 ? m.payload[0]! : AF_UNSPEC;
+    const out: Uint8Array[] = [];
+    const emit = (dst: number, dstLen: number, protocol: number, scope: number, oif: number, gateway: number | undefined, prefsrc: number | undefined, priority: number): void => {
+      const b = new NlBuilder().header(RTM_NEWROUTE, NLM_F_MULTI, m.seq, m.pid);
+      b.bytes(Uint8Array.of(AF_INET, dstLen, 0, 0, RT_TABLE_MAIN, protocol, scope, RTN_UNICAST, 0, 0, 0, 0));
+      b.u32(RTA_TABLE, RT_TABLE_MAIN);
+      if (dstLen > 0) b.attr(RTA_DST, ipBytes(dst));
+      if (priority !== 0) b.u32(RTA_PRIORITY, priority);
+      if (prefsrc !== undefined) b.attr(RTA_PREFSRC, ipBytes(prefsrc));
+      if (gateway !== undefined) b.attr(RTA_GATEWAY, ipBytes(gateway));
+      b.u32(RTA_OIF, oif);
+      out.push(b.finish());
+    };
+    if (family === AF_UNSPEC || family === AF_INET) {
+      for (const d of ns.list()) {
+        if (!d.isUp || d.type === ARPHRD_LOOPBACK) continue;
+        for (const a of d.addrs) emit((a.address & prefixMask(a.prefixLen)) >>> 0, a.prefixLen, RTPROT_KERNEL, RT_SCOPE_LINK, d.ifindex, undefined, a.address, 0);
+      }
+      for (const r of ns.routes) emit(r.dst, r.dstLen, r.protocol, r.scope, r.oif, r.gateway, undefined, r.priority);
+    }
+    out.push(done(m));
+    return out;
+  }
+}
+
+/** IPv4 as host-order number from 4 attribute bytes, or undefined when the length is wrong. */
+function ip4(d: Uint8Array | undefined): number | undefined {
+  if (d === undefined || d.length !== 4) return undefined;
+  return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+}
+
+function prefixMask(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
 }
 
 /** do_setvfinfo (netlink-vf.md §7): each attribute to its ndo, in Linux's order. */

@@ -76,24 +76,43 @@ export class IpStack {
     return false;
   }
 
-  /** The up device with a connected route to dst (longest prefix), and its source address. */
-  route(dst: number): { dev: NetDevice; src: number } | undefined {
-    let best: { dev: NetDevice; src: number; p: number } | undefined;
+  /** Connected routes only: the up device whose prefix holds dst (longest), and its address. */
+  connected(dst: number): { dev: NetDevice; src: number; prefixLen: number } | undefined {
+    let best: { dev: NetDevice; src: number; prefixLen: number } | undefined;
     for (const d of this.ns.list()) {
       if (!d.isUp) continue;
       for (const a of d.addrs) {
         const m = mask(a.prefixLen);
-        if (((a.address & m) >>> 0) === ((dst & m) >>> 0) && (best === undefined || a.prefixLen > best.p)) best = { dev: d, src: a.address, p: a.prefixLen };
+        if (((a.address & m) >>> 0) === ((dst & m) >>> 0) && (best === undefined || a.prefixLen > best.prefixLen)) best = { dev: d, src: a.address, prefixLen: a.prefixLen };
       }
     }
-    return best === undefined ? undefined : { dev: best.dev, src: best.src };
+    return best;
+  }
+
+  /**
+   * Longest-prefix match over connected routes and the namespace's static routes (RTM_NEWROUTE);
+   * a gateway route resolves its next hop through a connected route on its device.
+   */
+  route(dst: number): { dev: NetDevice; src: number; nexthop: number } | undefined {
+    const c = this.connected(dst);
+    let best: { dev: NetDevice; src: number; nexthop: number; p: number } | undefined = c === undefined ? undefined : { dev: c.dev, src: c.src, nexthop: dst, p: c.prefixLen };
+    for (const r of this.ns.routes) {
+      const m = mask(r.dstLen);
+      if (((r.dst & m) >>> 0) !== ((dst & m) >>> 0) || (best !== undefined && r.dstLen <= best.p)) continue;
+      const dev = this.ns.byIndex(r.oif);
+      if (dev === undefined || !dev.isUp) continue;
+      const src = dev.addrs[0]?.address;
+      if (src === undefined) continue;
+      best = { dev, src, nexthop: r.gateway ?? dst, p: r.dstLen };
+    }
+    return best === undefined ? undefined : { dev: best.dev, src: best.src, nexthop: best.nexthop };
   }
 
   /** Sends one ICMP echo request; the reply, if any, lands in `replies`. */
   sendEcho(dst: number, id: number, seq: number, payloadBytes = 56): void {
     const local = this.isLocal(dst);
     const lo = this.ns.byName("lo");
-    const r = local && lo !== undefined && lo.isUp ? { dev: lo, src: dst } : this.route(dst);
+    const r = local && lo !== undefined && lo.isUp ? { dev: lo, src: dst, nexthop: dst } : this.route(dst);
     if (r === undefined) throw sysErr("ENETUNREACH", `no route to ${ipToString(dst)}`);
     const icmp = new Uint8Array(8 + payloadBytes);
     icmp[0] = 8;
@@ -105,10 +124,10 @@ export class IpStack {
     const c = inetChecksum(icmp, 0, icmp.length);
     icmp[2] = c >> 8;
     icmp[3] = c & 255;
-    this.#sendIp(r.dev, r.src, dst, IPPROTO_ICMP, icmp);
+    this.#sendIp(r.dev, r.src, dst, IPPROTO_ICMP, icmp, r.nexthop);
   }
 
-  #sendIp(dev: NetDevice, src: number, dst: number, proto: number, payload: Uint8Array): void {
+  #sendIp(dev: NetDevice, src: number, dst: number, proto: number, payload: Uint8Array, nexthop = dst): void {
     const p = new Uint8Array(20 + payload.length);
     p[0] = 0x45;
     const len = p.length;
@@ -126,7 +145,7 @@ export class IpStack {
     p[10] = c >> 8;
     p[11] = c & 255;
     p.set(payload, 20);
-    this.#output(dev, dst, p);
+    this.#output(dev, nexthop, p);
   }
 
   #output(dev: NetDevice, nexthop: number, packet: Uint8Array): void {
@@ -242,9 +261,9 @@ export class IpStack {
       const c = inetChecksum(reply, 0, reply.length);
       reply[2] = c >> 8;
       reply[3] = c & 255;
-      const r = this.isLocal(src) ? { dev, src: dst } : this.route(src);
+      const r = this.isLocal(src) ? { dev, src: dst, nexthop: src } : this.route(src);
       if (r === undefined) return;
-      this.#sendIp(r.dev, dst, src, IPPROTO_ICMP, reply);
+      this.#sendIp(r.dev, dst, src, IPPROTO_ICMP, reply, r.nexthop);
     } else if (icmp[0] === 0) {
       this.counters.icmpEchoRepliesReceived++;
       this.replies.push({ from: src, id: (icmp[4]! << 8) | icmp[5]!, seq: (icmp[6]! << 8) | icmp[7]!, ttl: p[8]!, bytes: icmp.length });
