@@ -21,6 +21,8 @@ export const LinuxErrorCode = {
   consoleState: "LINUX_CONSOLE_STATE",
   /** The platform puts a function where v86 already has one (v86's own would hide it). */
   devfnConflict: "LINUX_DEVFN_CONFLICT",
+  /** An option out of range (e.g. a pool size). */
+  badArgument: "LINUX_BAD_ARGUMENT",
   /** A command the console protocol cannot carry (NUL, a marker, too long). */
   badCommand: "LINUX_BAD_COMMAND",
   /** An initramfs entry that cpio newc cannot represent (name, mode, size). */

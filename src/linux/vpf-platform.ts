@@ -1,0 +1,62 @@
+import { VirtualClock } from "../base/index.js";
+import { Host } from "../host/index.js";
+import { Nic } from "../nic/index.js";
+import type { PciPlatform } from "../pci/platform.js";
+import { hostBackend, type VfBackend } from "../vmm/host-adapter.js";
+import { BackendPool, Vm, type Vpf, type VmPolicy } from "../vmm/index.js";
+import { LinuxError, LinuxErrorCode } from "./errors.js";
+import { VirtioSplitReadRepair } from "./virtio-width.js";
+
+/**
+ * A whole host for the real guest: an emulated NIC whose PF has host VFs with vDPA devices, one
+ * backing the vPF and the rest in the VM's pool, and a VM (src/vmm) carrying the vPF behind a
+ * root port. The VM is the PciPlatform the real kernel's PCI bus sees (through the split-read
+ * repair that v86 needs, see virtio-width.ts).
+ */
+export interface VpfWorld {
+  readonly host: Host;
+  readonly vm: Vm;
+  readonly vpf: Vpf;
+  readonly pool: BackendPool<VfBackend>;
+  /** What to hand to LinuxGuest.start. */
+  readonly platform: PciPlatform;
+  /** Names the power-on configuration for the snapshot key. */
+  readonly platformKey: string;
+}
+
+export interface VpfWorldOptions {
+  /** Backends in the VM's pool (TotalVFs of the vPF); default 7. */
+  readonly poolSize?: number;
+  readonly policy?: VmPolicy;
+}
+
+const DEFAULT_POLICY: VmPolicy = { vlan: { mode: "allow-list", allowed: [0, 100] }, allowSpoofchkOff: false, allowTrust: false };
+
+export function makeVpfWorld(options: VpfWorldOptions = {}): VpfWorld {
+  const poolSize = options.poolSize ?? 7;
+  // The vPF sits alone on its root port's bus with ARI: at most 255 VFs; the NIC adds one for the vPF.
+  if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 254) {
+    throw new LinuxError(LinuxErrorCode.badArgument, `pool size ${poolSize} is not 1..254`, { details: { poolSize } });
+  }
+  const host = new Host(new Nic({ clock: new VirtualClock(), totalVfs: poolSize + 1, bus: 0x3b }));
+  host.setSriovNumVfs(host.pfNames()[0] ?? "", poolSize + 1);
+  const backends = host.vdpaMgmtdevShow().map((m, i) => {
+    host.vdpaDevAdd({ name: `vdpa${i}`, mgmtdev: m.name });
+    return hostBackend(host, `vdpa${i}`);
+  });
+  const own = backends[0];
+  if (own === undefined) throw new LinuxError(LinuxErrorCode.badArgument, "the host has no VF to back the vPF");
+  const pool = new BackendPool("pool0", backends.slice(1));
+  // The VM's RAM size only bounds what its devices may address; the real guest's RAM is v86's.
+  const vm = new Vm({ name: "linux", memory: 256 * 1024 * 1024 });
+  const vpf = vm.addVpf({ backend: own, pool, policy: options.policy ?? DEFAULT_POLICY });
+  vm.start();
+  return {
+    host,
+    vm,
+    vpf,
+    pool,
+    platform: new VirtioSplitReadRepair(vm, vm.bus),
+    platformKey: `vmm-vpf:pool${poolSize}:v1`,
+  };
+}
