@@ -8,7 +8,7 @@
  * structures and the MSI-X table (layout in pci-transport.ts).
  */
 import type { GuestMemory } from "../memory/index.js";
-import { MsixCapability, PciExpressCapability, PciFunction, type BarSpec } from "../pci/index.js";
+import { AriCapability, MsixCapability, PciExpressCapability, PciFunction, SriovCapability, type BarSpec, type SriovOptions } from "../pci/index.js";
 import { VIRTIO_ID_NET, VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID } from "./constants.js";
 import { VirtioNet, type VirtioNetOptions } from "./net.js";
 import {
@@ -39,6 +39,12 @@ export interface VirtioNetPciOptions extends VirtioNetOptions {
   readonly indirect?: boolean;
   /** Header Type multifunction bit (an SR-IOV PF at function 0 usually sets it). */
   readonly multifunction?: boolean;
+  /**
+   * Carry an ARI and an SR-IOV capability (the vPF); the VF BAR at the same index as the virtio BAR
+   * is VIRTIO_PCI_BAR_SPEC, so each VF can become a virtio-net function with attachVirtioNet.
+   * VIRTIO_F_SR_IOV is offered exactly when the capability exists.
+   */
+  readonly sriov?: Omit<SriovOptions, "vfBars">;
 }
 
 export interface VirtioNetPci {
@@ -47,6 +53,7 @@ export interface VirtioNetPci {
   readonly transport: VirtioPciTransport;
   readonly msix: MsixCapability;
   readonly express: PciExpressCapability | undefined;
+  readonly sriov?: SriovCapability;
 }
 
 /** Creates a virtio-net PCI function: PCIe endpoint, MSI-X, virtio capabilities, BAR. */
@@ -64,7 +71,11 @@ export function createVirtioNetPci(opts: VirtioNetPciOptions): VirtioNetPci {
   const bar = opts.bar ?? VIRTIO_PCI_DEFAULT_BAR;
   fn.defineBar(bar, VIRTIO_PCI_BAR_SPEC);
   const express = new PciExpressCapability(fn, { type: "endpoint", flr: true });
-  return { ...attachVirtioNet(fn, opts), express };
+  const made = attachVirtioNet(fn, opts);
+  if (opts.sriov === undefined) return { ...made, express };
+  new AriCapability(fn);
+  const sriov = new SriovCapability(fn, { ...opts.sriov, vfBars: [{ index: bar, ...VIRTIO_PCI_BAR_SPEC }] });
+  return { ...made, express, sriov };
 }
 
 /**

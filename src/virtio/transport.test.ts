@@ -201,3 +201,14 @@ test("the administrator's MAC survives a reset and reaches the configuration spa
   m.drv.status = 0;
   assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => m.drv.configRead(i, 1)), [...mac]);
 });
+
+test("the factory can carry ARI and SR-IOV; SR_IOV is then offered and VF BARs fit a virtio-net VF", () => {
+  const mem = new GuestMemory(1 << 20);
+  const pf = createVirtioNetPci({ memory: mem, mac: MAC, adminQueue: true, multifunction: true, sriov: { totalVfs: 8, firstVfOffset: 1, vfStride: 1, vfDeviceId: 0x1041 } });
+  assert.ok(pf.sriov !== undefined);
+  assert.ok(pf.fn.findExtendedCapability(0x0e) !== undefined, "ARI");
+  assert.notEqual(pf.transport.offeredFeatures & bit(37), 0n);
+  assert.deepEqual(pf.sriov.vfBarSpec(4), VIRTIO_PCI_BAR_SPEC);
+  const vf = attachVirtioNet(pf.sriov.vfFunction(1, { classCode: 0x020000 }), { memory: mem, mac: MAC });
+  assert.equal(vf.transport.bar, 4);
+});
