@@ -489,6 +489,7 @@ export class RtnetlinkEndpoint {
     }
     let dev = oif === 0 ? undefined : ns.byIndex(oif);
     if (oif !== 0 && dev === undefined) throw sysErr("ENODEV");
+    if (dev !== undefined && !dev.isUp) throw sysErr("ENETDOWN", "Nexthop device is not up");
     if (gateway !== undefined) {
       // The gateway must be on a connected prefix (of the given device), as fib_check_nh asks.
       const on = (d: NetDevice): boolean => d.isUp && d.addrs.some((a) => ((a.address ^ gateway) & prefixMask(a.prefixLen)) >>> 0 === 0);
