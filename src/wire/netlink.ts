@@ -44,6 +44,9 @@ export const NlmF = {
   ACK_TLVS: 0x200,
 } as const;
 
+const UTF8_ENC = new TextEncoder();
+const UTF8_DEC = new TextDecoder();
+
 export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 export const NLA_TYPE_MASK = 0x3fff;
@@ -197,7 +200,7 @@ export const nla = {
   },
   /** NUL-terminated string (NLA_NUL_STRING / what nla_put_string writes). */
   str(type: number, s: string): NlAttr {
-    const e = new TextEncoder().encode(s);
+    const e = UTF8_ENC.encode(s);
     const p = new Uint8Array(e.length + 1);
     p.set(e);
     return { type, payload: p };
@@ -266,7 +269,7 @@ export const nlaGet = {
   /** Up to the first NUL (or the whole payload when there is none), as UTF-8. */
   str(a: NlAttr): string {
     const z = a.payload.indexOf(0);
-    return new TextDecoder().decode(z < 0 ? a.payload : a.payload.subarray(0, z));
+    return UTF8_DEC.decode(z < 0 ? a.payload : a.payload.subarray(0, z));
   },
   nested(a: NlAttr): NlAttr[] {
     return parseAttrs(a.payload);
