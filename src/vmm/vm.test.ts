@@ -434,3 +434,34 @@ test("property: random guest configuration writes anywhere in the vPF keep backe
     { numRuns: 30 },
   );
 });
+
+test("topology limits and bad arguments are refused without leaking a backend", () => {
+  const { host, backends } = hostWith(4);
+  const pool = new BackendPool("p", backends.slice(3));
+  const vm = new Vm({ name: "t", memory: 16 * MiB, firstRootPortSlot: 30 });
+  const a = vm.addVpf({ backend: backends[0]!, pool, policy: POLICY });
+  vm.addVpf({ backend: backends[1]!, pool, policy: POLICY, name: "second" });
+  const code = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      return e instanceof Error && "code" in e ? String(e.code) : "?";
+    }
+    return "none";
+  };
+  assert.equal(code(() => vm.addVpf({ backend: backends[2]!, pool, policy: POLICY })), "VMM_TOPOLOGY");
+  host.openVhostVdpa("vdpa2").close(); // the refused vPF did not keep its backend open
+  assert.equal(code(() => vm.addVpf({ backend: backends[2]!, pool, policy: POLICY, name: a.name })), "VMM_TOPOLOGY");
+  assert.equal(code(() => new Vm({ name: "", memory: MiB })), "VMM_BAD_ARGUMENT");
+  assert.equal(code(() => new Vm({ name: "x", memory: MiB, firstRootPortSlot: 0 })), "VMM_BAD_ARGUMENT");
+  assert.equal(code(() => new Vm({ name: "x", memory: -1 })), "VMM_BAD_ARGUMENT");
+  const vm2 = new Vm({ name: "y", memory: MiB });
+  assert.equal(code(() => vm2.addVpf({ backend: backends[2]!, pool, policy: POLICY, quota: -1 })), "VMM_BAD_ARGUMENT");
+  assert.equal(code(() => vm2.addVpf({ backend: backends[0]!, pool, policy: POLICY })), "VMM_BACKEND_FAILED", "vdpa0 is held open by vm t");
+  // A quota of 0: no SR-IOV capability, no VIRTIO_F_SR_IOV.
+  const v0 = vm2.addVpf({ backend: backends[2]!, pool, policy: POLICY, quota: 0 });
+  assert.equal(v0.sriov, undefined);
+  assert.equal(v0.transport.offeredFeatures & bit(VIRTIO_F_SR_IOV), 0n);
+  assert.equal(code(() => vm2.stop()), "VMM_BAD_STATE");
+  assert.equal(vm.rootPorts.length, 2);
+});

@@ -104,6 +104,7 @@ export class Vm implements PciPlatform {
     if (this.#state !== "created") throw new VmmError("VMM_BAD_STATE", `VM ${this.name}: devices are added before start`);
     const name = opts.name ?? `vpf${this.#vpfs.length}`;
     if (this.#vpfs.some((v) => v.name === name)) throw new VmmError("VMM_TOPOLOGY", `VM ${this.name} already has a device named ${name}`);
+    if (this.#firstSlot + this.#ports.length > 31) throw new VmmError("VMM_TOPOLOGY", `VM ${this.name}: no free slot on bus 0 for another root port`);
     const vpf = new Vpf(opts, { memory: this.memory, bus: this.bus, holder: this.name, defaultName: name });
     const port = this.addRootPort();
     this.bus.attach(vpf.pf, { bus: port.secondaryBus, device: 0, function: 0 });
