@@ -1,7 +1,6 @@
 import { VirtualClock } from "../base/index.js";
 import { Host } from "../host/index.js";
 import { Nic } from "../nic/index.js";
-import type { PciPlatform } from "../pci/platform.js";
 import { hostBackend, type VfBackend } from "../vmm/host-adapter.js";
 import { BackendPool, Vm, type Vpf, type VmPolicy } from "../vmm/index.js";
 import { LinuxError, LinuxErrorCode } from "./errors.js";
@@ -18,8 +17,8 @@ export interface VpfWorld {
   readonly vm: Vm;
   readonly vpf: Vpf;
   readonly pool: BackendPool<VfBackend>;
-  /** What to hand to LinuxGuest.start. */
-  readonly platform: PciPlatform;
+  /** What to hand to LinuxGuest.start: the VM behind the split-read repair. */
+  readonly platform: VirtioSplitReadRepair;
   /** Names the power-on configuration for the snapshot key. */
   readonly platformKey: string;
 }
