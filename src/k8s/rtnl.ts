@@ -103,7 +103,8 @@ export function encodeError(errno: number, request: NlMessage): Uint8Array {
 
 /** The (positive) errno of an NLMSG_ERROR message; 0 for an ACK. */
 export function errorOf(m: NlMessage): number {
-  return -NlErrorRepr.parse(m).error;
+  const e = NlErrorRepr.parse(m).error;
+  return e === 0 ? 0 : -e;
 }
 
 export function encodeDone(seq: number, pid = 0): Uint8Array {
