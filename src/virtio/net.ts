@@ -133,6 +133,25 @@ function macNum(b: Uint8Array, off = 0): number {
   return ((b[off] ?? 0) * 0x100 + (b[off + 1] ?? 0)) * 0x1_0000_0000 + ((((b[off + 2] ?? 0) << 24) | ((b[off + 3] ?? 0) << 16) | ((b[off + 4] ?? 0) << 8) | (b[off + 5] ?? 0)) >>> 0);
 }
 const BROADCAST = 0xffff_ffff_ffff;
+/**
+ * Receive-queue choice with several pairs active: a hash of the flow (addresses, and for IPv4
+ * the IP addresses and the first four transport bytes, i.e. the ports), so a flow stays on one
+ * queue and in order. FNV-1a over those bytes.
+ */
+function flowHash(f: Uint8Array): number {
+  let h = 0x811c9dc5;
+  const mix = (from: number, to: number): void => {
+    for (let i = from; i < to && i < f.length; i++) h = Math.imul(h ^ (f[i] ?? 0), 0x01000193);
+  };
+  mix(0, 14);
+  if (f[12] === 0x08 && f[13] === 0x00 && f.length >= 34) {
+    const ihl = ((f[14] ?? 0) & 0x0f) * 4;
+    mix(26, 34);
+    mix(14 + ihl, 14 + ihl + 4);
+  }
+  return h >>> 0;
+}
+
 /** struct virtio_net_hdr_v1 for received frames: no offloads, num_buffers = 1 (§5.1.6.4). */
 const RX_HDR = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0);
 
@@ -172,7 +191,6 @@ export class VirtioNet implements VirtioDevice {
   #vlanFilter = false;
   #pairs = 1;
   #backlog: Uint8Array[] = [];
-  #rxSpread = 0;
 
   constructor(opts: VirtioNetOptions) {
     if (opts.mac.length !== 6) throw new VirtioNetError("NET_BAD_OPTION", "a MAC address is 6 bytes");
@@ -434,7 +452,7 @@ export class VirtioNet implements VirtioDevice {
 
   #deliver(ctx: ActivateContext, frame: Uint8Array): "delivered" | "no-buffer" | "dropped" {
     const pairs = this.#usablePairs();
-    const rxIndex = pairs > 1 ? 2 * (this.#rxSpread++ % pairs) : 0;
+    const rxIndex = pairs > 1 ? 2 * (flowHash(frame) % pairs) : 0;
     const q = ctx.queues[rxIndex];
     if (q === undefined) {
       this.stats.rxDroppedNotReady++;
