@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { VirtualClock } from "../base/index.js";
+import { GuestMemory } from "../memory/index.js";
 import { Host } from "../host/index.js";
 import { Nic } from "../nic/index.js";
 import { EthernetRepr, MacAddress } from "../wire/index.js";
@@ -463,5 +464,7 @@ test("topology limits and bad arguments are refused without leaking a backend", 
   assert.equal(v0.sriov, undefined);
   assert.equal(v0.transport.offeredFeatures & bit(VIRTIO_F_SR_IOV), 0n);
   assert.equal(code(() => vm2.stop()), "VMM_BAD_STATE");
+  const ram = new GuestMemory(2 * MiB);
+  assert.equal(new Vm({ name: "z", memory: ram }).memory, ram, "a harness's own RAM is the VM's RAM");
   assert.equal(vm.rootPorts.length, 2);
 });

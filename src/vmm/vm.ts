@@ -6,8 +6,11 @@ import { Vpf, type VpfOptions } from "./vpf.js";
 
 export interface VmOptions {
   readonly name: string;
-  /** Guest RAM: a size in bytes (one region at 0) or explicit regions. */
-  readonly memory: number | readonly MemoryRegionSpec[];
+  /**
+   * Guest RAM: a size in bytes (one region at 0), explicit regions, or an existing GuestMemory
+   * (the RAM a guest harness already owns, so that the devices' DMA lands in the guest's memory).
+   */
+  readonly memory: number | readonly MemoryRegionSpec[] | GuestMemory;
   /** Where the guest may place memory BARs (default 0xe000_0000, 256 MiB). */
   readonly mmioWindow?: { readonly base: number; readonly size: number };
   /** Bus 0 device number of the first root port; the next ones follow (default 0x10). */
@@ -53,7 +56,7 @@ export class Vm implements PciPlatform {
     if (typeof opts.name !== "string" || opts.name.length === 0) throw new VmmError("VMM_BAD_ARGUMENT", "a VM needs a name");
     this.name = opts.name;
     try {
-      this.memory = new GuestMemory(opts.memory);
+      this.memory = opts.memory instanceof GuestMemory ? opts.memory : new GuestMemory(opts.memory);
     } catch (e) {
       throw new VmmError("VMM_BAD_ARGUMENT", `VM ${opts.name}: bad memory layout`, { cause: e });
     }
