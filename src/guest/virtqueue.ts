@@ -119,7 +119,9 @@ export class SplitVirtqueue<T> {
     for (let k = 0; k < n; k++) {
       const b = bufs[k]!;
       const d = this.desc + i * 16;
-      m.writeU64(d, b.addr);
+      // Two 32-bit halves: a BigInt per descriptor would dominate the fast path.
+      m.writeU32(d, b.addr >>> 0);
+      m.writeU32(d + 4, Math.floor(b.addr / 0x1_0000_0000));
       m.writeU32(d + 8, b.len);
       const flags = (b.write ? VIRTQ_DESC_F_WRITE : 0) | (k < n - 1 ? VIRTQ_DESC_F_NEXT : 0);
       m.writeU16(d + 12, flags);
