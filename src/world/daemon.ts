@@ -53,9 +53,16 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // A killed daemon whose parent has not reaped it still answers kill(0): read its state.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 
