@@ -154,3 +154,36 @@ test("kubelet stand-in refuses a second registration of the same resource", asyn
   const p2 = new SriovDevicePlugin({ sysfs: k.sysfs, config: parseDevicePluginConfig('{"resourceList":[{"resourceName":"a","resourcePrefix":"intel.com"}]}'), pluginDir: join(dir, "x"), devInfoDir: join(dir, "di") });
   await assert.rejects(p2.register(), (e: unknown) => e instanceof K8sError && e.code === "K8S_DEVICE_PLUGIN");
 });
+
+test("the vpf-device-plugin executable registers with the kubelet over the guest endpoint and stops on SIGTERM", async (t) => {
+  const { spawn } = await import("node:child_process");
+  const { writeFile } = await import("node:fs/promises");
+  const { existsSync } = await import("node:fs");
+  const { fileURLToPath } = await import("node:url");
+  const dir = await mkdtemp(join(tmpdir(), "vpf-dp-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const k = await kernelWithVfs(3);
+  const ep = await serveGuestEndpoint(join(dir, "guest.sock"), k);
+  t.after(() => ep.close());
+  const kubelet = new KubeletStandIn(dir);
+  await kubelet.start();
+  t.after(() => kubelet.stop());
+  await writeFile(join(dir, "config.json"), JSON.stringify({ resourceList: [{ resourceName: "vf", selectors: { rootDevices: [PF] } }] }));
+  const js = fileURLToPath(new URL("./main.js", import.meta.url));
+  const args = existsSync(js) ? [js] : ["--import", "tsx", fileURLToPath(new URL("./main.ts", import.meta.url))];
+  const child = spawn(process.execPath, [...args, "--config-file", join(dir, "config.json"), "--device-plugin-dir", dir, "--devinfo-dir", join(dir, "di"), "--guest-endpoint", ep.path, "--rescan-ms", "50"], { stdio: ["ignore", "ignore", "pipe"] });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  await kubelet.waitForRegistrations(1);
+  assert.equal(kubelet.registrations[0]!.resource_name, "intel.com/vf");
+  const client = kubelet.connect("intel.com/vf");
+  const first = await new Promise<ListAndWatchResponse>((resolve) => {
+    const cancel = client.listAndWatch((r) => {
+      cancel();
+      resolve(r);
+    });
+  });
+  client.close();
+  assert.deepEqual(first.devices.map((d) => d.ID), ["0000:00:04.1", "0000:00:04.2", "0000:00:04.3"]);
+  child.kill("SIGTERM");
+  assert.equal(await exited, 0);
+});

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/**
+ * vpf-device-plugin: the SR-IOV network device plugin for a guest. Reads the resource pools,
+ * discovers VFs in the guest's sysfs (through the guest endpoint, or a sysfs tree on disk),
+ * serves one Device Plugin API socket per pool and registers each with the kubelet; then rescans
+ * every --rescan-ms and registers again whenever the kubelet's socket is re-created (a kubelet
+ * restart wipes the registrations). See docs/k8s.md.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { VpfError } from "../../base/index.js";
+import { K8sError } from "../errors.js";
+import { GuestEndpointClient } from "../endpoint.js";
+import { DirSysfs, type SysfsReader } from "../sysfs.js";
+import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from "./api.js";
+import { DEFAULT_RESOURCE_PREFIX, parseDevicePluginConfig } from "./config.js";
+import { DEVINFO_DIR, SriovDevicePlugin } from "./plugin.js";
+
+const { values } = parseArgs({
+  options: {
+    "config-file": { type: "string", default: "/etc/pcidp/config.json" },
+    "resource-prefix": { type: "string", default: DEFAULT_RESOURCE_PREFIX },
+    "device-plugin-dir": { type: "string", default: DEVICE_PLUGIN_DIR },
+    "devinfo-dir": { type: "string", default: DEVINFO_DIR },
+    "guest-endpoint": { type: "string" },
+    "sysfs-root": { type: "string", default: "/" },
+    "rescan-ms": { type: "string", default: "5000" },
+  },
+  strict: true,
+});
+
+function die(e: unknown): never {
+  const code = e instanceof VpfError ? e.code : "ERROR";
+  process.stderr.write(`vpf-device-plugin: ${code}: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}
+
+async function kubeletInode(dir: string): Promise<number | undefined> {
+  try {
+    return (await stat(join(dir, KUBELET_SOCKET))).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+try {
+  const config = parseDevicePluginConfig(await readFile(values["config-file"], "utf8"), values["resource-prefix"]);
+  const rescanMs = Number(values["rescan-ms"]);
+  if (!Number.isInteger(rescanMs) || rescanMs < 10) throw new K8sError("K8S_BAD_CONFIG", "--rescan-ms must be an integer >= 10");
+  const endpoint = values["guest-endpoint"];
+  const sysfs: SysfsReader = endpoint === undefined ? new DirSysfs(values["sysfs-root"]) : await GuestEndpointClient.connect(endpoint);
+  const pluginDir = values["device-plugin-dir"];
+  const plugin = new SriovDevicePlugin({ sysfs, config, pluginDir, devInfoDir: values["devinfo-dir"] });
+  await plugin.start();
+  process.stderr.write(`vpf-device-plugin: registered ${plugin.servers.map((s) => `${s.resourceName} (${s.devices.length})`).join(", ")}\n`);
+  let inode = await kubeletInode(pluginDir);
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      try {
+        await plugin.rescan();
+        const now = await kubeletInode(pluginDir);
+        if (now !== undefined && now !== inode) {
+          await plugin.register();
+          inode = now;
+        }
+      } catch (e) {
+        process.stderr.write(`vpf-device-plugin: ${e instanceof Error ? e.message : String(e)}\n`);
+      } finally {
+        busy = false;
+      }
+    })();
+  }, rescanMs);
+  const stop = (): void => {
+    clearInterval(timer);
+    void plugin.stop().then(() => {
+      if (sysfs instanceof GuestEndpointClient) sysfs.close();
+    });
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+} catch (e) {
+  die(e);
+}
