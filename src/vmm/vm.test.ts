@@ -468,3 +468,20 @@ test("topology limits and bad arguments are refused without leaking a backend", 
   assert.equal(new Vm({ name: "z", memory: ram }).memory, ram, "a harness's own RAM is the VM's RAM");
   assert.equal(vm.rootPorts.length, 2);
 });
+
+test("a link-state change the guest asks for reaches the vVF's driver as a config interrupt and link status", () => {
+  const w = world(1);
+  const { f, sriov } = vpfUp(w);
+  adminInit(w, f);
+  enableVfs(w, sriov, 1);
+  const g = w.guest;
+  const vf = g.virtioUp(1, 1, { want: WANT, barOf: (i) => g.vfBarAddress(1, 0, sriov, i, 1) });
+  assert.equal(g.mmioRead(vf.deviceCfg + 6, 2) & 1, 1, "VIRTIO_NET_S_LINK_UP: the uplink is up");
+  const before = g.msis.length;
+  assert.equal(admin(w, f, { op: "set-link-state", vf: 1, state: 2 }).status, AdminStatus.OK);
+  assert.equal(g.mmioRead(vf.deviceCfg + 6, 2) & 1, 0, "link forced down");
+  assert.ok(g.msis.slice(before).some((m) => m.data === ((vf.tag << 8) | 0)), "configuration-change vector 0 fired");
+  assert.equal(w.host.getVfInfo(w.pf).vfs[1]!.linkState, 2);
+  assert.equal(admin(w, f, { op: "set-link-state", vf: 1, state: 0 }).status, AdminStatus.OK);
+  assert.equal(g.mmioRead(vf.deviceCfg + 6, 2) & 1, 1);
+});
