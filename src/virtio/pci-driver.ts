@@ -66,6 +66,8 @@ export class VirtioPciDriver {
   /** MSI-X vectors received, in order (data = vector number as programmed by enableMsix). */
   readonly interrupts: number[] = [];
   readonly queues = new Map<number, SplitQueueDriver<unknown>>();
+  /** Notify offset per queue, read once at setup (as Linux maps each queue's doorbell once). */
+  readonly #notifyAt = new Map<number, number>();
   #features = 0n;
 
   constructor(fn: PciFunction, memory: GuestMemory, allocator: GuestAllocator) {
@@ -194,6 +196,7 @@ export class VirtioPciDriver {
     this.commonWrite(COMMON_Q_AVAILHI, 4, Math.floor(c.availAddr / 0x1_0000_0000));
     this.commonWrite(COMMON_Q_USEDLO, 4, c.usedAddr % 0x1_0000_0000);
     this.commonWrite(COMMON_Q_USEDHI, 4, Math.floor(c.usedAddr / 0x1_0000_0000));
+    this.#notifyAt.set(q, this.notifyWin.offset + this.commonRead(COMMON_Q_NOFF, 2) * this.notifyMultiplier);
     this.commonWrite(COMMON_Q_ENABLE, 2, 1);
     this.queues.set(q, ring);
     return ring;
@@ -207,9 +210,12 @@ export class VirtioPciDriver {
 
   /** Writes the queue index at the queue's notify address (§4.1.4.4). */
   notify(q: number): void {
-    this.commonWrite(COMMON_Q_SELECT, 2, q);
-    const off = this.commonRead(COMMON_Q_NOFF, 2);
-    this.fn.barWrite(this.notifyWin.bar, this.notifyWin.offset + off * this.notifyMultiplier, 2, q);
+    let at = this.#notifyAt.get(q);
+    if (at === undefined) {
+      this.commonWrite(COMMON_Q_SELECT, 2, q);
+      at = this.notifyWin.offset + this.commonRead(COMMON_Q_NOFF, 2) * this.notifyMultiplier;
+    }
+    this.fn.barWrite(this.notifyWin.bar, at, 2, q);
   }
 
   /** Kicks queue q if its ring says the device wants it. */
