@@ -7,6 +7,8 @@ import { SysError } from "./errors.js";
 import { kstrtou16, kstrtobool } from "./pci-core.js";
 import * as ip from "./iproute.js";
 import { VIRTIO_F_SR_IOV } from "./virtio-pci.js";
+import { PciFunction } from "../pci/index.js";
+import { NLMSG_DONE, NLMSG_ERROR, NLM_F_CAPPED, NLM_F_MULTI, splitMessages, readI32At } from "./nl.js";
 
 const PF = "/sys/bus/pci/devices/0000:01:00.0";
 
@@ -366,4 +368,98 @@ test("shutdown unbinds every driver and removes devices", () => {
   k.shutdown();
   assert.equal(k.pci.devices.length, 0);
   assert.deepEqual(k.sysfs().list("/sys/class/net"), ["lo"]);
+});
+
+test("a conventional PCI function on bus 0: 256-byte config, BAR assigned, no driver", () => {
+  const m = new TestMachine();
+  const nicFn = new PciFunction({ vendorId: 0x8086, deviceId: 0x100e, classCode: 0x020000, express: false });
+  nicFn.defineBar(0, { kind: "mem32", size: 0x20000 });
+  m.bus.attach(nicFn, { bus: 0, device: 3, function: 0 });
+  const k = GuestKernel.boot({ platform: m.platform, memory: m.memory });
+  const d = k.pci.find("0000:00:03.0")!;
+  assert.equal(d.cfgSize, 256);
+  assert.equal(d.bars[0]!.size, 0x20000);
+  assert.equal(d.bars[0]!.address % 0x20000, 0, "naturally aligned");
+  const s = k.sysfs();
+  assert.equal(s.readBytes("/sys/bus/pci/devices/0000:00:03.0/config").length, 256);
+  assert.equal(s.read("/sys/bus/pci/devices/0000:00:03.0/class"), "0x020000\n");
+  assert.equal(errno(() => s.readlink("/sys/bus/pci/devices/0000:00:03.0/driver")), "ENOENT");
+  assert.equal(errno(() => s.read("/sys/bus/pci/devices/0000:00:03.0/sriov_numvfs")), "ENOENT");
+});
+
+test("uevents: add and bind at boot, KOBJ_CHANGE on the PF per sriov_numvfs change, net add/remove", () => {
+  const { k } = boot();
+  const boot0 = k.uevents.map((e) => `${e.action} ${e.subsystem}`);
+  assert.ok(boot0.includes("add pci") && boot0.includes("bind pci") && boot0.includes("add net"));
+  const seen: string[] = [];
+  k.onUevent((e) => seen.push(`${e.action} ${e.subsystem} ${e.env.NUM_VFS ?? e.env.INTERFACE ?? ""}`.trim()));
+  k.sysfs().write(`${PF}/sriov_numvfs`, "1");
+  k.sysfs().write(`${PF}/sriov_numvfs`, "0");
+  assert.deepEqual(seen, [
+    "add pci",
+    "add virtio",
+    "add net eth1",
+    "bind pci",
+    "change pci 1",
+    "remove net eth1",
+    "remove virtio",
+    "unbind pci",
+    "remove pci",
+    "change pci 0",
+  ]);
+});
+
+test("netlink framing: ACK is NLMSG_ERROR 0 with the header only, errors echo the request, dumps end in NLMSG_DONE", () => {
+  const { k } = boot();
+  const eth0 = k.initNs.byName("eth0")!.ifindex;
+  const req = ip.setLinkRequest(eth0, { up: true });
+  const ackMsgs = k.netlink(req).flatMap((r) => splitMessages(r));
+  assert.equal(ackMsgs.length, 1);
+  const a = ackMsgs[0]!;
+  assert.equal(a.type, NLMSG_ERROR);
+  assert.equal(a.flags, NLM_F_CAPPED);
+  assert.equal(readI32At(a.payload, 0), 0);
+  assert.equal(a.raw.length, 16 + 4 + 16);
+  assert.deepEqual(a.payload.subarray(4, 20), req.subarray(0, 16));
+  // dev_change_name refuses an up device before it even looks at the new name.
+  const bad = ip.setLinkRequest(eth0, { name: "x/y" });
+  const e = k.netlink(bad).flatMap((r) => splitMessages(r))[0]!;
+  assert.equal(readI32At(e.payload, 0), -16);
+  assert.equal(e.flags, 0);
+  assert.deepEqual(e.payload.subarray(4), bad);
+  const dumpReq = ip.getLinkRequest();
+  const seq = readI32At(dumpReq, 8);
+  const dump = k.netlink(dumpReq).flatMap((r) => splitMessages(r));
+  const last = dump[dump.length - 1]!;
+  assert.equal(last.type, NLMSG_DONE);
+  assert.equal(last.flags, NLM_F_MULTI);
+  assert.equal(readI32At(last.payload, 0), 0);
+  assert.equal(dump.length, 3, "lo, eth0, DONE");
+  for (const m of dump) {
+    assert.equal(m.flags, NLM_F_MULTI);
+    assert.equal(m.seq, seq);
+  }
+  // Unknown message types and pid-addressed namespaces.
+  const unknown = new Uint8Array(32);
+  new DataView(unknown.buffer).setUint32(0, 32, true);
+  new DataView(unknown.buffer).setUint16(4, 99, true);
+  new DataView(unknown.buffer).setUint16(6, 1, true);
+  assert.equal(ip.parseReplies(k.netlink(unknown)).error, -95);
+  assert.equal(ip.parseReplies(k.netlink(ip.setLinkRequest(eth0, { netnsPid: 4242 }))).error, -3);
+});
+
+test("a namespace's link dump shows only its devices; deleting it sends VFs home renamed when the name is taken", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  k.netnsAdd("p");
+  const eth1 = k.initNs.byName("eth1")!;
+  k.moveDevice(eth1, k.namespace("p"), undefined);
+  assert.deepEqual(ip.parseReplies(k.netlink(ip.getLinkRequest(), { netns: "p" })).links.map((l) => l.name), ["lo", "eth1"]);
+  k.renameDevice(k.initNs.byName("eth2")!, "eth1");
+  k.netnsDel("p");
+  assert.equal(eth1.ns, k.initNs);
+  assert.equal(eth1.name, "dev0");
+  assert.deepEqual(k.netnsList(), []);
+  assert.equal(errno(() => k.netnsDel("p")), "ENOENT");
+  assert.equal(errno(() => k.netnsAdd("a/b")), "EINVAL");
 });

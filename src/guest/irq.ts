@@ -16,6 +16,9 @@ export class InterruptController {
   /** Messages whose data matched no registered vector (a device bug or a stale vector). */
   spurious = 0;
   delivered = 0;
+  /** Handlers that failed (a kernel oops in interrupt context); the machine keeps running. */
+  handlerErrors = 0;
+  lastHandlerError: unknown;
 
   constructor(platform: PciPlatform) {
     platform.onMsi((address, data) => {
@@ -30,7 +33,13 @@ export class InterruptController {
       return;
     }
     this.delivered++;
-    h();
+    try {
+      h();
+    } catch (e) {
+      // An interrupt handler's failure must not unwind into the device that raised the message.
+      this.handlerErrors++;
+      this.lastHandlerError = e;
+    }
   }
 
   allocate(handler: () => void): number {
