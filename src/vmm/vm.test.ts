@@ -485,3 +485,30 @@ test("a link-state change the guest asks for reaches the vVF's driver as a confi
   assert.equal(admin(w, f, { op: "set-link-state", vf: 1, state: 0 }).status, AdminStatus.OK);
   assert.equal(g.mmioRead(vf.deviceCfg + 6, 2) & 1, 1);
 });
+
+test("a backend whose handle fails when queried is rolled back, and the vVF instance is still usable later", () => {
+  const { host, pf, backends } = hostWith(3);
+  let failures = 1;
+  const flaky: VfBackend = {
+    name: backends[2]!.name,
+    control: backends[2]!.control,
+    open: () => {
+      const h = backends[2]!.open();
+      if (failures-- > 0) h.close(); // a handle that answers ENODEV to every query
+      return h;
+    },
+  };
+  const pool = new BackendPool("p", [backends[1]!, flaky]);
+  const vm = new Vm({ name: "vm1", memory: 64 * MiB });
+  vm.addVpf({ backend: backends[0]!, pool, policy: POLICY });
+  vm.start();
+  const w: World = { host, pf, backends, pool, vm, guest: new TestGuest(vm, vm.memory, { base: 16 * MiB, size: 48 * MiB }) };
+  const { sriov } = vpfUp(w);
+  enableVfs(w, sriov, 2);
+  assert.equal(w.guest.read(1, 0, sriov + 0x08, 2) & 1, 0);
+  assert.equal(vm.vpfs[0]!.lastEnableFailure?.code, "VMM_BACKEND_FAILED");
+  assert.equal(pool.available, 2);
+  enableVfs(w, sriov, 2);
+  assert.equal(w.guest.read(1, 0, sriov + 0x08, 2) & 1, 1, "the second attempt succeeds");
+  assert.equal(w.guest.read(1, 2, 0x08, 4), 0x0200_0001);
+});

@@ -258,17 +258,19 @@ export class Vpf {
       }
       return existing;
     }
-    const sriov = this.sriov!;
-    const fn = sriov.vfFunction(n, { classCode: VIRTIO_NET_PCI_CLASS, revision: 1, subsystemVendorId: VIRTIO_PCI_VENDOR_ID, subsystemId: VIRTIO_PCI_SUBSYSTEM_ID });
-    new PciExpressCapability(fn, { type: "endpoint", flr: true });
-    const msix = new MsixCapability(fn, msixLayout());
-    new AriCapability(fn);
+    // The backend is queried first: if it refuses, the VF function (which SriovCapability caches
+    // and hands out again) has not been given capabilities yet.
     let device: VdpaNetDevice;
     try {
       device = new VdpaNetDevice(handle);
     } catch (e) {
       throw new VmmError("VMM_BACKEND_FAILED", `${this.name}: backend refused vVF ${n}`, { cause: e });
     }
+    const sriov = this.sriov!;
+    const fn = sriov.vfFunction(n, { classCode: VIRTIO_NET_PCI_CLASS, revision: 1, subsystemVendorId: VIRTIO_PCI_VENDOR_ID, subsystemId: VIRTIO_PCI_SUBSYSTEM_ID });
+    new PciExpressCapability(fn, { type: "endpoint", flr: true });
+    const msix = new MsixCapability(fn, msixLayout());
+    new AriCapability(fn);
     const transport = new VirtioPciTransport({ fn, device, memory: this.#memory, bar: VIRTIO_BAR, msix });
     device.connect(transport, msix);
     const slot = { fn, msix, device, transport };
