@@ -20,8 +20,6 @@ export type K8sErrorCode =
   | "K8S_NETLINK"
   /** The VF is already given to a live pod namespace. */
   | "K8S_VF_BUSY"
-  /** A lock file could not be taken in time. */
-  | "K8S_LOCK_TIMEOUT"
   /** The kubelet refused a registration, or a device-plugin request names an unknown device. */
   | "K8S_DEVICE_PLUGIN";
 
