@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestAllocator, GuestMemory } from "../memory/index.js";
+import { ArpOperation, Ipv4Address, MacAddress, buildArpFrame, buildUdpFrame, dissectFrame } from "../wire/index.js";
 import { PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, PciFunction, SriovCapability } from "../pci/index.js";
 import {
   LoopbackBackend,
@@ -18,8 +19,10 @@ import {
   VirtioPciDriver,
   VirtioTransportError,
   attachVirtioNet,
+  backendPair,
   bit,
   createVirtioNetPci,
+  type NetBackend,
   type SplitQueueDriver,
 } from "./index.js";
 
@@ -230,4 +233,45 @@ test("the factory can carry ARI and SR-IOV; SR_IOV is then offered and VF BARs f
   assert.deepEqual(pf.sriov.vfBarSpec(4), VIRTIO_PCI_BAR_SPEC);
   const vf = attachVirtioNet(pf.sriov.vfFunction(1, { classCode: 0x020000 }), { memory: mem, mac: MAC });
   assert.equal(vf.transport.bar, 4);
+});
+
+test("real UDP/IPv4 and ARP frames cross a cable between two virtio-net functions intact", () => {
+  const mem = new GuestMemory(1 << 22);
+  const [ea, eb] = backendPair();
+  const macB = Uint8Array.of(0x52, 0x54, 0, 0, 0, 0xbb);
+  const mk = (mac: Uint8Array, backend: NetBackend, base: number) => {
+    const alloc = new GuestAllocator(mem, base, 1 << 20);
+    const dev = createVirtioNetPci({ memory: mem, mac, backend });
+    const drv = new VirtioPciDriver(dev.fn, mem, alloc);
+    drv.enableFunction();
+    drv.negotiate(ALL);
+    const net = new NetDriver(drv, mem, alloc);
+    net.setup([0, 1, 2]);
+    drv.driverOk();
+    net.post(0, 4);
+    return { dev, net, alloc };
+  };
+  const a = mk(MAC, ea, 0x1000);
+  const b = mk(macB, eb, 0x200000);
+  const l2 = { src: MacAddress.fromBytes(MAC), dst: MacAddress.fromBytes(macB), pad: true };
+  const udp = buildUdpFrame(l2, Ipv4Address.parse("10.0.0.1"), Ipv4Address.parse("10.0.0.2"), 4000, 53, Uint8Array.from([1, 2, 3, 4, 5]));
+  const arp = buildArpFrame({ src: MacAddress.fromBytes(macB), dst: MacAddress.BROADCAST, pad: true }, {
+    operation: ArpOperation.REQUEST, senderMac: MacAddress.fromBytes(macB), senderIp: Ipv4Address.parse("10.0.0.2"),
+    targetMac: MacAddress.ZERO, targetIp: Ipv4Address.parse("10.0.0.1"),
+  });
+  a.net.send(1, udp);
+  b.net.send(1, arp);
+  const readFrames = (n: NetDriver): Uint8Array[] => {
+    const out: Uint8Array[] = [];
+    for (let u = n.q(0).getUsed(); u !== undefined; u = n.q(0).getUsed()) out.push(mem.read(u.token + 12, u.len - 12));
+    return out;
+  };
+  const [gotUdp] = readFrames(b.net);
+  const [gotArp] = readFrames(a.net);
+  assert.deepEqual(gotUdp, udp);
+  assert.deepEqual(gotArp, arp);
+  const d = dissectFrame(gotUdp);
+  assert.deepEqual([...d.payload], [1, 2, 3, 4, 5]);
+  assert.equal(d.udp?.dstPort, 53);
+  assert.equal(dissectFrame(gotArp).arp?.targetIp.toString(), "10.0.0.1");
 });
