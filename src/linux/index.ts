@@ -22,3 +22,5 @@ export type { PfStubPlatform, PfStubOptions } from "./sriov-platform.js";
 export { makeVpfWorld } from "./vpf-platform.js";
 export type { VpfWorld, VpfWorldOptions } from "./vpf-platform.js";
 export type { LinuxGuestOptions, BootInfo } from "./guest.js";
+export { runSysfsScript, realSysfs, modelSysfs } from "./differential.js";
+export type { SysfsDriver, SysfsOutcome, SysfsStep, ModelSysfs } from "./differential.js";

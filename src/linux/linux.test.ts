@@ -7,6 +7,8 @@ import type { LinuxAssets } from "./assets.js";
 import { ConfigRouter, type NativeBus } from "./config-router.js";
 import { SerialConsole } from "./console.js";
 import { readCpioNewc, writeCpioNewc, type CpioEntry } from "./cpio.js";
+import { KernelError } from "../base/index.js";
+import { modelSysfs, runSysfsScript } from "./differential.js";
 import { LinuxError } from "./errors.js";
 import { ECAM_BASE, ECAM_SIZE, e820File, mcfgTable } from "./firmware.js";
 import { MODULE_LOAD_ORDER, buildInitramfs, initScript } from "./initramfs.js";
@@ -295,4 +297,39 @@ test("recording platform: a malformed log on disk is refused, never half-applied
       assert.ok(log === undefined || Array.isArray(log));
     }),
   );
+});
+
+test("differential: script outcomes are labelled, lists filtered, errors carried as errno names", async () => {
+  const files = new Map<string, string>([["/a", "1\n"]]);
+  const model = modelSysfs({
+    sysfsRead: (p) => {
+      const v = files.get(p);
+      if (v === undefined) throw new KernelError("ENOENT");
+      return v;
+    },
+    sysfsWrite: (p, d) => {
+      if (d === "bad") throw new KernelError("EINVAL");
+      files.set(p, `${d}\n`);
+    },
+    sysfsReadlink: () => "../x",
+    sysfsList: () => ["b", "a", "c0"],
+  });
+  const out = await runSysfsScript(model, [
+    { op: "read", path: "/a" },
+    { op: "write", path: "/a", data: "bad" },
+    { op: "write", path: "/a", data: "2" },
+    { op: "read", path: "/a" },
+    { op: "read", path: "/missing" },
+    { op: "readlink", path: "/l" },
+    { op: "list", path: "/d", prefix: "c" },
+  ]);
+  assert.deepEqual(out, [
+    'read /a => "1"',
+    'write "bad" > /a => EINVAL',
+    'write "2" > /a => ""',
+    'read /a => "2"',
+    "read /missing => ENOENT",
+    'readlink /l => "../x"',
+    'list /d => "c0"',
+  ]);
 });

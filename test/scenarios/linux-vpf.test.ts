@@ -9,6 +9,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { LinuxGuest, loadAssets, type LinuxAssets } from "../../src/linux/index.js";
 import { makeVpfWorld, type VpfWorld } from "../../src/linux/vpf-platform.js";
+import { modelSysfs, realSysfs, runSysfsScript, type SysfsStep } from "../../src/linux/differential.js";
+import { GuestKernel } from "../../src/guest/index.js";
 
 const PF = "/sys/bus/pci/devices/0000:01:00.0";
 const VF = (n: number): string => `/sys/bus/pci/devices/0000:01:00.${n}`;
@@ -103,6 +105,7 @@ test("echo 0 removes the vVFs and returns every backend to the pool", async () =
   for (let n = 1; n <= 7; n++) assert.ok(!devices.includes(`0000:01:00.${n}`));
   assert.equal(world.vpf.boundVfs, 0);
   assert.deepEqual(pool(), { held: 0, available: world.vpf.totalVfs });
+  await sh(`echo 1 > ${PF}/sriov_drivers_autoprobe`);
 });
 
 test("a value above TotalVFs fails with ERANGE and takes nothing from the pool", async () => {
@@ -110,6 +113,52 @@ test("a value above TotalVFs fails with ERANGE and takes nothing from the pool",
   assert.notEqual(r.status, 0);
   assert.match(r.output, /Numerical result out of range/);
   assert.deepEqual(pool(), { held: 0, available: world.vpf.totalVfs });
+});
+
+/** One sysfs script for both guests: what a user (or sriov-network-operator) does to a PF. */
+function differentialScript(): SysfsStep[] {
+  const attrs = ["vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision"];
+  const sriov = ["sriov_totalvfs", "sriov_numvfs", "sriov_offset", "sriov_stride", "sriov_vf_device", "sriov_drivers_autoprobe"];
+  const steps: SysfsStep[] = [...attrs, ...sriov].map((a) => ({ op: "read", path: `${PF}/${a}` }));
+  const numvfs = `${PF}/sriov_numvfs`;
+  steps.push(
+    { op: "write", path: `${PF}/sriov_drivers_autoprobe`, data: "0" },
+    { op: "read", path: `${PF}/sriov_drivers_autoprobe` },
+    { op: "write", path: numvfs, data: "abc" },
+    { op: "write", path: numvfs, data: String(world.vpf.totalVfs + 1) },
+    { op: "write", path: numvfs, data: "4" },
+    { op: "read", path: numvfs },
+  );
+  for (let n = 1; n <= 4; n++) {
+    steps.push(
+      { op: "readlink", path: `${PF}/virtfn${n - 1}` },
+      { op: "readlink", path: `${VF(n)}/physfn` },
+      ...["vendor", "device", "class"].map((a): SysfsStep => ({ op: "read", path: `${VF(n)}/${a}` })),
+    );
+  }
+  steps.push(
+    { op: "list", path: "/sys/bus/pci/devices", prefix: "0000:01:" },
+    { op: "write", path: numvfs, data: "2" },
+    { op: "read", path: numvfs },
+    { op: "write", path: numvfs, data: "0" },
+    { op: "read", path: numvfs },
+    { op: "readlink", path: `${PF}/virtfn0` },
+    { op: "list", path: "/sys/bus/pci/devices", prefix: "0000:01:" },
+    { op: "write", path: `${PF}/sriov_drivers_autoprobe`, data: "1" },
+  );
+  return steps;
+}
+
+test("differential: the same sysfs script gives the same values and errnos on the real and the model guest", async () => {
+  const model = makeVpfWorld();
+  const kernel = GuestKernel.boot({ platform: model.vm, memory: model.vm.memory });
+  const steps = differentialScript();
+  const real = await runSysfsScript(realSysfs(guest), steps);
+  const modelled = await runSysfsScript(modelSysfs(kernel), steps);
+  assert.equal(real.length, steps.length);
+  assert.deepEqual(modelled, real);
+  // Both hosts followed the same way: every backend back in its pool.
+  assert.deepEqual([model.pool.available, world.pool.available], [model.vpf.totalVfs, world.vpf.totalVfs]);
 });
 
 test("from a restored snapshot the rebuilt vmm serves the same guest", async (t) => {
