@@ -556,7 +556,13 @@ export class VirtioNet implements VirtioDevice {
       req = { kind: "queue-pairs", pairs };
     }
     if (req === undefined) return VIRTIO_NET_ERR;
-    if (this.controlPolicy !== undefined && !this.controlPolicy(req)) return VIRTIO_NET_ERR;
+    try {
+      if (this.controlPolicy !== undefined && !this.controlPolicy(req)) return VIRTIO_NET_ERR;
+    } catch (e) {
+      // A host policy that fails refuses the request; the guest sees VIRTIO_NET_ERR.
+      if (e instanceof VpfError) return VIRTIO_NET_ERR;
+      throw e;
+    }
     this.#apply(req);
     for (const l of this.#controlListeners) l(req);
     return VIRTIO_NET_OK;

@@ -129,6 +129,8 @@ export interface TransportStats {
   /** Notifications for no queue, before DRIVER_OK, or without Bus Master Enable. */
   badNotifications: number;
   needsReset: number;
+  /** VpfErrors the device raised while serving a guest write (each also sets DEVICE_NEEDS_RESET). */
+  deviceErrors: number;
   resets: number;
   interruptsSent: number;
   /** MSI-X masked or Bus Master off: the message went to the PBA. */
@@ -184,7 +186,7 @@ export class VirtioPciTransport {
   readonly adminQueueIndex: number;
   readonly stats: TransportStats = {
     invalidStatusWrites: 0, featuresRefused: 0, featureWritesIgnored: 0, queueWritesIgnored: 0, badAccesses: 0,
-    badNotifications: 0, needsReset: 0, resets: 0, interruptsSent: 0, interruptsPending: 0, interruptsDropped: 0,
+    badNotifications: 0, needsReset: 0, deviceErrors: 0, resets: 0, interruptsSent: 0, interruptsPending: 0, interruptsDropped: 0,
   };
   /** Why DEVICE_NEEDS_RESET was last set. */
   lastError: string | undefined;
@@ -566,7 +568,7 @@ export class VirtioPciTransport {
       this.#startQueue(idx);
       if (idx < this.#live.length) {
         this.#live[idx] = q.dev;
-        if (q.dev !== undefined) this.device.queueEnabled(idx);
+        if (q.dev !== undefined) this.#guarded("queue enable", () => this.device.queueEnabled(idx));
       }
       const info = this.queueInfo(idx);
       if (info !== undefined) this.#emit({ kind: "queue-enabled", queue: info });
@@ -599,7 +601,7 @@ export class VirtioPciTransport {
       needsReset: (reason) => this.needsReset(reason),
       dmaAllowed: () => this.fn.busMaster,
     };
-    this.device.activate(ctx);
+    this.#guarded("activation", () => this.device.activate(ctx));
     const infos: QueueInfo[] = [];
     for (let i = 0; i < this.#queues.length; i++) {
       const info = this.queueInfo(i);
@@ -623,7 +625,22 @@ export class VirtioPciTransport {
       if (this.admin !== undefined && this.admin.process(q.dev) > 0) this.signalQueue(idx);
       return;
     }
-    this.device.queueNotify(idx);
+    this.#guarded(`queue ${idx} notification`, () => this.device.queueNotify(idx));
+  }
+
+  /**
+   * Runs device logic on behalf of a guest register write. A VpfError from the device (a backend
+   * that refuses, guest memory out of range) becomes DEVICE_NEEDS_RESET — a guest write never
+   * throws out of the emulator. Anything else is a bug and propagates.
+   */
+  #guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof VpfError)) throw e;
+      this.stats.deviceErrors++;
+      this.needsReset(`${what}: ${e.code}: ${e.message}`);
+    }
   }
 
   #signalConfig(): void {

@@ -17,6 +17,9 @@ import {
   VIRTIO_PCI_BAR_SPEC,
   VIRTIO_RING_F_EVENT_IDX,
   VirtioPciDriver,
+  VirtioNet,
+  VirtioNetError,
+  VirtioPciTransport,
   VirtioTransportError,
   attachVirtioNet,
   backendPair,
@@ -274,4 +277,25 @@ test("real UDP/IPv4 and ARP frames cross a cable between two virtio-net function
   assert.deepEqual([...d.payload], [1, 2, 3, 4, 5]);
   assert.equal(d.udp?.dstPort, 53);
   assert.equal(dissectFrame(gotArp).arp?.targetIp.toString(), "10.0.0.1");
+});
+
+test("a device error while serving a guest write becomes DEVICE_NEEDS_RESET, not an exception", () => {
+  class FailingNet extends VirtioNet {
+    override activate(): void {
+      throw new VirtioNetError("NET_BAD_OPTION", "backend refused");
+    }
+  }
+  const mem = new GuestMemory(1 << 22);
+  const alloc = new GuestAllocator(mem, 0x1000, 1 << 20);
+  const fn = new PciFunction({ vendorId: 0x1af4, deviceId: 0x1041, classCode: 0x020000, express: true });
+  fn.defineBar(4, VIRTIO_PCI_BAR_SPEC);
+  const transport = new VirtioPciTransport({ fn, device: new FailingNet({ mac: MAC }), memory: mem, bar: 4 });
+  const drv = new VirtioPciDriver(fn, mem, alloc);
+  drv.enableFunction();
+  drv.negotiate(ALL);
+  drv.setupQueue(0, { size: 8 });
+  drv.driverOk();
+  assert.notEqual(drv.status & 0x40, 0);
+  assert.equal(transport.stats.deviceErrors, 1);
+  assert.match(transport.lastError ?? "", /activation: NET_BAD_OPTION/);
 });
