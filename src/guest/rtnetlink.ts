@@ -238,9 +238,10 @@ export class RtnetlinkEndpoint {
     b.attr(IFLA_ADDRESS, dev.mac);
     b.attr(IFLA_BROADCAST, dev.type === ARPHRD_LOOPBACK ? new Uint8Array(6) : new Uint8Array(6).fill(0xff));
     const s = dev.stats;
-    // struct rtnl_link_stats64 (24 × u64 in Linux 6.1) and the legacy 32-bit struct rtnl_link_stats.
+    // struct rtnl_link_stats64 (25 × u64 since Linux 6.0 added rx_otherhost_dropped, as the
+    // captured kernel reply in src/wire's fixtures has it) and the legacy 32-bit rtnl_link_stats.
     const st = [s.rxPackets, s.txPackets, s.rxBytes, s.txBytes, 0, 0, s.rxDropped, s.txDropped, s.multicast];
-    const s64 = new Uint8Array(24 * 8);
+    const s64 = new Uint8Array(25 * 8);
     const d64 = new DataView(s64.buffer);
     st.forEach((x, i) => d64.setBigUint64(i * 8, BigInt(x), true));
     b.attr(IFLA_STATS64, s64);
