@@ -29,6 +29,13 @@ const PASSED_NET_FEATURES =
 /** Transport and ring bits the vDPA device must see if negotiated. */
 const PASSED_TRANSPORT_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VIRTIO_RING_F_INDIRECT_DESC);
 
+/** What fixes a VdpaNetDevice's guest-visible layout before any backend is attached. */
+export interface VdpaNetProfile {
+  readonly ctrl: boolean;
+  readonly maxQueueSize: number;
+  readonly features: bigint;
+}
+
 /** struct virtio_net_config up to and including mtu (§5.1.4): mac[6], status, max_virtqueue_pairs, mtu. */
 const NET_CONFIG_SIZE = 12;
 
@@ -62,8 +69,23 @@ export class VdpaNetDevice implements VirtioDevice {
   /** Why the last activation failed (the device then reported DEVICE_NEEDS_RESET). */
   lastError: string | undefined;
 
-  constructor(handle?: VhostVdpaHandle) {
+  /**
+   * With a handle: takes it as the backend. With a profile instead: a device with no backend yet
+   * whose queue layout is fixed in advance (a pre-built vVF), to which only backends of the same
+   * layout can be attached.
+   */
+  constructor(handle?: VhostVdpaHandle, profile?: VdpaNetProfile) {
     if (handle !== undefined) this.attachBackend(handle);
+    else if (profile !== undefined) {
+      this.#ctrl = profile.ctrl;
+      this.#maxQueueSize = profile.maxQueueSize;
+      this.#backendFeatures = profile.features;
+    }
+  }
+
+  /** The queue layout and features this device presents (for pre-building alike devices). */
+  get profile(): VdpaNetProfile {
+    return { ctrl: this.#ctrl === true, maxQueueSize: this.#maxQueueSize, features: this.#backendFeatures };
   }
 
   /** Connects the transport this device sits behind (for queue vectors) and its MSI-X capability. */

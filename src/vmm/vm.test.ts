@@ -512,3 +512,22 @@ test("a backend whose handle fails when queried is rolled back, and the vVF inst
   assert.equal(w.guest.read(1, 0, sriov + 0x08, 2) & 1, 1, "the second attempt succeeds");
   assert.equal(w.guest.read(1, 2, 0x08, 4), 0x0200_0001);
 });
+
+test("pre-built vVF instances (QEMU 10 style): present before VF Enable, bound at VF Enable", () => {
+  const { host, pf, backends } = hostWith(4);
+  const pool = new BackendPool("p", backends.slice(1));
+  const vm = new Vm({ name: "vm1", memory: 64 * MiB });
+  const vpf = vm.addVpf({ backend: backends[0]!, pool, policy: POLICY, prebuildVvfs: true });
+  vm.start();
+  for (let n = 1; n <= 3; n++) assert.ok(vpf.vvfTransport(n) !== undefined, `vVF ${n} instance exists`);
+  const w: World = { host, pf, backends, pool, vm, guest: new TestGuest(vm, vm.memory, { base: 16 * MiB, size: 48 * MiB }) };
+  const { sriov } = vpfUp(w);
+  assert.equal(w.guest.read(1, 1, 0x08, 4), 0xffff_ffff, "but no VF answers before VF Enable");
+  enableVfs(w, sriov, 3);
+  const g = w.guest;
+  g.virtioUp(1, 3, { want: WANT, barOf: (i) => g.vfBarAddress(1, 0, sriov, i, 3) });
+  const dev = vpf.vvfTransport(3)!.device;
+  assert.ok(dev instanceof VdpaNetDevice);
+  assert.equal(dev.backend?.deviceName, "vdpa3");
+  assert.equal(dev.backend.getStatus() & 4, 4);
+});

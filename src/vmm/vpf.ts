@@ -47,6 +47,12 @@ export interface VpfOptions {
   /** How many pool backends this VM may hold; default the pool's capacity. TotalVFs = min(quota, capacity, 255). */
   readonly quota?: number;
   readonly policy: VmPolicy;
+  /**
+   * Build all TotalVFs vVF instances now (QEMU 10's choice: VFs realized with the PF, only
+   * enabled later) instead of on first VF Enable: VF Enable then only binds backends, at the
+   * price of the instances' memory for every VF the VM may ever have. Default false.
+   */
+  readonly prebuildVvfs?: boolean;
 }
 
 /** Why the last VF Enable was refused, for the host operator (the guest sees only VF Enable clear). */
@@ -155,6 +161,7 @@ export class Vpf {
       for (const opcode of MEDIATED_OPCODES) {
         admin.register(opcode, { name: `vpf-0x${opcode.toString(16)}`, usesMember: true, handle: (cmd) => this.mediator.handle(cmd.opcode, cmd.memberId, cmd.data) });
       }
+      if (opts.prebuildVvfs === true) for (let n = 1; n <= this.totalVfs; n++) this.#slots[n - 1] = this.#build(n, new VdpaNetDevice(undefined, this.device.profile));
     } catch (e) {
       handle.close();
       throw e;
@@ -266,6 +273,13 @@ export class Vpf {
     } catch (e) {
       throw new VmmError("VMM_BACKEND_FAILED", `${this.name}: backend refused vVF ${n}`, { cause: e });
     }
+    const slot = this.#build(n, device);
+    this.#slots[n - 1] = slot;
+    return slot;
+  }
+
+  /** vVF n's function, capabilities and transport around `device`. */
+  #build(n: number, device: VdpaNetDevice): VvfSlot {
     const sriov = this.sriov!;
     const fn = sriov.vfFunction(n, { classCode: VIRTIO_NET_PCI_CLASS, revision: 1, subsystemVendorId: VIRTIO_PCI_VENDOR_ID, subsystemId: VIRTIO_PCI_SUBSYSTEM_ID });
     new PciExpressCapability(fn, { type: "endpoint", flr: true });
@@ -273,9 +287,7 @@ export class Vpf {
     new AriCapability(fn);
     const transport = new VirtioPciTransport({ fn, device, memory: this.#memory, bar: VIRTIO_BAR, msix });
     device.connect(transport, msix);
-    const slot = { fn, msix, device, transport };
-    this.#slots[n - 1] = slot;
-    return slot;
+    return { fn, msix, device, transport };
   }
 
   /** VF Enable 1 → 0 (write, FLR, reset): detach every vVF and return its backend. Idempotent. */
