@@ -26,7 +26,8 @@ test("src/wire's LinkRepr parses the guest's RTM_NEWLINK with IFLA_NUM_VF and IF
   assert.equal(r.parentDevName, "virtio0");
   assert.equal(r.parentDevBusName, "virtio");
   assert.equal(r.vfInfoList?.length, 3);
-  const v2 = r.vfInfoList?.[2]!;
+  const v2 = (r.vfInfoList ?? [])[2];
+  assert.ok(v2 !== undefined);
   assert.equal(v2.vf, 2);
   assert.equal(v2.mac?.toString(), "52:54:00:00:01:03");
   assert.deepEqual(v2.vlan, { vlan: 7, qos: 1 });
