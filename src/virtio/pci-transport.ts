@@ -620,7 +620,7 @@ export class VirtioPciTransport {
       this.stats.badNotifications++;
       return;
     }
-    this.#emit({ kind: "notify", queue: idx });
+    if (this.#listeners.length > 0) this.#emit({ kind: "notify", queue: idx });
     if (idx === this.adminQueueIndex) {
       if (this.admin !== undefined && this.admin.process(q.dev) > 0) this.signalQueue(idx);
       return;
