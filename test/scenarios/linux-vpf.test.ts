@@ -115,6 +115,23 @@ test("a value above TotalVFs fails with ERANGE and takes nothing from the pool",
   assert.deepEqual(pool(), { held: 0, available: world.vpf.totalVfs });
 });
 
+test("with driver autoprobe the real kernel binds virtio_pci to the vVFs and virtio_net creates their netdevs", async () => {
+  const r = await guest.run(`echo 2 > ${PF}/sriov_numvfs`);
+  assert.equal(r.status, 0, r.output);
+  for (let n = 1; n <= 2; n++) {
+    assert.match((await sh(`readlink ${VF(n)}/driver`)).trim(), /\/virtio-pci$/, `vVF ${n} driver`);
+    // Each vVF's transport reached DRIVER_OK with MSI-X vectors from its own table.
+    assert.equal((world.vpf.vvfTransport(n)?.status ?? 0) & 0x0f, 0x0f);
+    assert.match(await sh(`ls ${VF(n)}/msi_irqs`), /\d/);
+  }
+  const netdevs = (await sh("ls /sys/class/net")).split(/\s+/).filter((s) => s !== "");
+  assert.deepEqual(netdevs.filter((n) => n.startsWith("eth")).sort(), ["eth0", "eth1", "eth2"]);
+  assert.deepEqual(pool(), { held: 2, available: world.vpf.totalVfs - 2 });
+  assert.equal((await guest.run(`echo 0 > ${PF}/sriov_numvfs`)).status, 0);
+  assert.equal((await sh("ls /sys/class/net")).includes("eth1"), false);
+  assert.deepEqual(pool(), { held: 0, available: world.vpf.totalVfs });
+});
+
 /** One sysfs script for both guests: what a user (or sriov-network-operator) does to a PF. */
 function differentialScript(): SysfsStep[] {
   const attrs = ["vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision"];
