@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { GuestAllocator, GuestMemory } from "../memory/index.js";
 import { ArpOperation, Ipv4Address, MacAddress, buildArpFrame, buildUdpFrame, dissectFrame } from "../wire/index.js";
 import { PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, PciFunction, SriovCapability } from "../pci/index.js";
@@ -19,6 +20,7 @@ import {
   VirtioPciDriver,
   VirtioNet,
   VirtioNetError,
+  VirtqueueError,
   VirtioPciTransport,
   VirtioTransportError,
   attachVirtioNet,
@@ -298,4 +300,55 @@ test("a device error while serving a guest write becomes DEVICE_NEEDS_RESET, not
   assert.notEqual(drv.status & 0x40, 0);
   assert.equal(transport.stats.deviceErrors, 1);
   assert.match(transport.lastError ?? "", /activation: NET_BAD_OPTION/);
+});
+
+test("property: traffic mixed with ring corruption, resets and link flaps never throws out of the device and keeps accounting", () => {
+  const op = fc.oneof(
+    fc.record({ k: fc.constant("send" as const), len: fc.integer({ min: 0, max: 1600 }) }),
+    fc.record({ k: fc.constant("post" as const), n: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ k: fc.constant("corrupt" as const), q: fc.integer({ min: 0, max: 1 }), area: fc.integer({ min: 0, max: 2 }), at: fc.nat(), v: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({ k: fc.constant("reset" as const) }),
+    fc.record({ k: fc.constant("link" as const), up: fc.boolean() }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+      const m = machine();
+      const init = (): void => {
+        m.drv.negotiate(ALL);
+        m.net.setup([0, 1, 2], 16);
+        m.drv.driverOk();
+      };
+      init();
+      for (const o of ops) {
+        try {
+          if (o.k === "send") {
+            if (m.net.q(1).numFree > 0) m.net.send(1, frame(1, Math.max(14, o.len)));
+          } else if (o.k === "post") {
+            const n = Math.min(o.n, m.net.q(0).numFree);
+            if (n > 0) m.net.post(0, n);
+            m.net.recv(0);
+          } else if (o.k === "corrupt") {
+            const c = m.net.q(o.q).config;
+            const [base, len] = o.area === 0 ? [c.descAddr, 16 * c.size] : o.area === 1 ? [c.availAddr, 6 + 2 * c.size] : [c.usedAddr, 6 + 8 * c.size];
+            m.mem.writeU8(base + (o.at % len), o.v);
+          } else if (o.k === "reset") {
+            m.drv.status = 0;
+            m.net.queues.clear();
+            init();
+          } else {
+            m.dev.net.setLink(o.up);
+          }
+        } catch (e) {
+          // Only the driver side may complain, about a device area the test itself corrupted.
+          assert.ok(e instanceof VirtqueueError && (e.code === "VQ_DEVICE_BAD_ID" || e.code === "VQ_DEVICE_USED_AHEAD"), String(e));
+          m.drv.status = 0;
+          m.net.queues.clear();
+          init();
+        }
+      }
+      const s = m.dev.net.stats;
+      assert.equal(s.rxFrames + s.rxDroppedNoBuffer + s.rxDroppedTooBig + s.rxDroppedFiltered + s.rxDroppedNotReady + m.dev.net.backlogLength, s.txFrames);
+    }),
+    { numRuns: 80 },
+  );
 });
