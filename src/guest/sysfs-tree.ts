@@ -68,6 +68,24 @@ export function buildSysfs(k: GuestKernel, ns: NetNamespace): SysNode {
           ),
         ],
         ["name_assign_type", ro(() => "1\n")],
+        // Drivers without ndo_get_phys_port_* / switchdev answer EOPNOTSUPP (virtio_net has none).
+        ["phys_port_id", ro(() => { throw sysErr("EOPNOTSUPP"); })],
+        ["phys_port_name", ro(() => { throw sysErr("EOPNOTSUPP"); })],
+        ["phys_switch_id", ro(() => { throw sysErr("EOPNOTSUPP"); })],
+        [
+          "speed",
+          ro(() => {
+            if (!nd.isUp) throw sysErr("EINVAL");
+            return "-1\n"; // SPEED_UNKNOWN: no VIRTIO_NET_F_SPEED_DUPLEX
+          }),
+        ],
+        [
+          "duplex",
+          ro(() => {
+            if (!nd.isUp) throw sysErr("EINVAL");
+            return "unknown\n";
+          }),
+        ],
         ["operstate", ro(() => `${nd.operstateText}\n`)],
         ["type", ro(() => `${nd.type}\n`)],
         ["tx_queue_len", ro(() => "1000\n")],
@@ -130,6 +148,10 @@ export function buildSysfs(k: GuestKernel, ns: NetNamespace): SysNode {
         ["revision", ro(() => `0x${d.revision.toString(16).padStart(2, "0")}\n`)],
         ["config", ro(() => d.readConfig())],
         ["enable", ro(() => "1\n")],
+        ["numa_node", ro(() => "-1\n")],
+        ["irq", ro(() => "0\n")],
+        ["msi_bus", ro(() => "1\n")],
+        ["driver_override", ro(() => "(null)\n")],
         ["uevent", ro(() => `PCI_CLASS=${d.classCode.toString(16).toUpperCase()}\nPCI_ID=${d.vendor.toString(16).toUpperCase().padStart(4, "0")}:${d.device.toString(16).toUpperCase().padStart(4, "0")}\nPCI_SLOT_NAME=${d.name}\n`)],
         ["subsystem", link(relativeLink(path, "/sys/bus/pci"))],
       ];
