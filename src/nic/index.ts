@@ -42,3 +42,5 @@ export {
 } from "./vdpa.js";
 export type { VringAddress, VdpaEngineOptions } from "./vdpa.js";
 export { PcapTap } from "./tap.js";
+export { TxArbiter } from "./arbiter.js";
+export type { ArbitratedSender } from "./arbiter.js";

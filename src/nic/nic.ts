@@ -6,6 +6,7 @@ import { PciAddress } from "./pci-address.js";
 import { PhysicalFunction } from "./pf.js";
 import type { EswitchPort, PortStats } from "./port.js";
 import { Uplink } from "./uplink.js";
+import { TxArbiter } from "./arbiter.js";
 import { VirtualFunction } from "./vf.js";
 
 export interface NicOptions {
@@ -33,6 +34,8 @@ export class NicPort {
   readonly eswitch = new Eswitch();
   readonly uplink: Uplink;
   readonly pf: PhysicalFunction;
+  /** Line-rate transmit arbiter of the port's VFs (min_tx_rate guarantees). */
+  readonly txArbiter: TxArbiter;
   #vfs: VirtualFunction[] = [];
 
   constructor(
@@ -46,6 +49,7 @@ export class NicPort {
     pfMac: number,
   ) {
     const clock = nic.clock;
+    this.txArbiter = new TxArbiter(clock, nic.linkSpeedMbps);
     this.uplink = new Uplink(`p${index}`, clock, this.eswitch);
     this.pf = new PhysicalFunction(`pf${index}`, pfAddress, pfMac, clock, this.eswitch, () => this.uplink.linkUp);
     this.uplink.onCarrierChange(() => {
@@ -79,7 +83,7 @@ export class NicPort {
     if (this.#vfs.length !== 0) throw new NicError("NIC_BAD_STATE", `port ${this.index} already has ${this.#vfs.length} VFs enabled`, { port: this.index });
     if (!Number.isInteger(n) || n < 1 || n > this.totalVfs) throw new NicError("NIC_BAD_ARGUMENT", `NumVFs ${n} outside 1..${this.totalVfs}`, { port: this.index, n });
     const clock = this.nic.clock;
-    for (let i = 0; i < n; i++) this.#vfs.push(new VirtualFunction(this.index, i, this.vfAddress(i), clock, this.eswitch, () => this.uplink.linkUp));
+    for (let i = 0; i < n; i++) this.#vfs.push(new VirtualFunction(this.index, i, this.vfAddress(i), clock, this.eswitch, () => this.uplink.linkUp, this.txArbiter));
     this.eswitch.setPorts([this.uplink, this.pf, ...this.#vfs]);
   }
 

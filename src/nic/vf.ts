@@ -6,6 +6,7 @@ import type { PciAddress } from "./pci-address.js";
 import { EswitchPort } from "./port.js";
 import type { VstTag } from "./port.js";
 import { TokenBucket, Wakeup } from "./shaper.js";
+import type { TxArbiter } from "./arbiter.js";
 
 /** IFLA_VF_LINK_STATE values (if_link.h). */
 export const VfLinkState = { AUTO: 0, ENABLE: 1, DISABLE: 2 } as const;
@@ -64,6 +65,7 @@ export class VirtualFunction extends EswitchPort {
   #vst: VstTag | null = null;
   #receiver: VfReceiver | null = null;
   readonly #shaper: TokenBucket;
+  readonly #minBucket: TokenBucket;
   readonly #wakeup: Wakeup;
   readonly #sendQueue: Uint8Array[] = [];
   readonly #sources: VfTxSource[] = [];
@@ -80,10 +82,12 @@ export class VirtualFunction extends EswitchPort {
     private readonly clock: VirtualClock,
     private readonly eswitch: Eswitch,
     private readonly uplinkUp: () => boolean,
+    private readonly arbiter: TxArbiter,
   ) {
     super();
     this.name = `pf${portIndex}vf${index}`;
     this.#shaper = new TokenBucket(clock);
+    this.#minBucket = new TokenBucket(clock);
     this.#wakeup = new Wakeup(clock, () => this.pump());
     this.#lastLinkUp = this.linkUp;
     this.#queueSource = {
@@ -108,6 +112,11 @@ export class VirtualFunction extends EswitchPort {
 
   protected override get privileged(): boolean {
     return this.trusted;
+  }
+
+  /** Below the min_tx_rate guarantee (the arbiter serves such VFs first). */
+  get belowMinRate(): boolean {
+    return this.#minBucket.active && this.#minBucket.ready();
   }
 
   // ---- administrative configuration (the PF driver's ndo_set_vf_* operations) ----
@@ -153,7 +162,10 @@ export class VirtualFunction extends EswitchPort {
     this.checkLink();
   }
 
-  /** Rates in Mbit/s; 0 = no limit. max_tx_rate is enforced by the shaper; min_tx_rate is recorded. */
+  /**
+   * Rates in Mbit/s, 0 = none. max_tx_rate is this VF's shaper; min_tx_rate is a guarantee the
+   * port's TxArbiter honours when the VFs together would exceed the line rate.
+   */
   setRate(minMbps: number, maxMbps: number): void {
     for (const v of [minMbps, maxMbps]) {
       if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new NicError("NIC_BAD_ARGUMENT", `rate ${v} is not a u32`, { vf: this.index });
@@ -161,6 +173,8 @@ export class VirtualFunction extends EswitchPort {
     this.minTxRate = minMbps;
     this.maxTxRate = maxMbps;
     this.#shaper.setRateMbps(maxMbps);
+    this.#minBucket.setRateMbps(minMbps);
+    this.arbiter.setMinRate(this, minMbps > 0);
     this.pump();
   }
 
@@ -272,6 +286,7 @@ export class VirtualFunction extends EswitchPort {
               this.#wakeup.schedule(this.#shaper.nsUntilReady());
               return;
             }
+            if (!this.arbiter.admit(this)) return;
             if (this.#sources[i]!.pull()) progress = true;
           }
         }
@@ -316,6 +331,8 @@ export class VirtualFunction extends EswitchPort {
       out.set(frame.subarray(12), 16);
     }
     this.#shaper.consume(len);
+    this.#minBucket.consume(len);
+    this.arbiter.consume(len);
     c.txPackets++;
     c.txBytes += len;
     if (this.taps.length > 0) this.tap(frame, "tx", this.clock.now());
@@ -348,6 +365,7 @@ export class VirtualFunction extends EswitchPort {
   /** Back to the power-on state (VFs disabled and enabled again start clean, as in netdevsim). */
   destroy(): void {
     this.#wakeup.cancel();
+    this.arbiter.remove(this);
     this.#sendQueue.length = 0;
     this.#sources.length = 0;
     this.#sources.push(this.#queueSource);
