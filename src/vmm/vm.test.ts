@@ -1,10 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { VirtualClock } from "../base/index.js";
 import { GuestMemory } from "../memory/index.js";
 import { Host } from "../host/index.js";
 import { Nic } from "../nic/index.js";
+import { lspciDumpBus } from "../pci/index.js";
 import { EthernetRepr, MacAddress } from "../wire/index.js";
 import { VIRTIO_F_SR_IOV, VIRTIO_F_VERSION_1, VIRTIO_F_ADMIN_VQ, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_RING_F_EVENT_IDX } from "../virtio/index.js";
 import { hostBackend, type VfBackend } from "./host-adapter.js";
@@ -320,8 +325,9 @@ test("255 vVFs with ARI: function numbers up to 255 behind the root port", () =>
   const { sriov } = vpfUp(w);
   assert.equal(w.guest.read(1, 0, sriov + 0x0e, 2), 255);
   w.guest.write(1, 0, sriov + 0x08, 2, 0x10); // ARI Capable Hierarchy, as Linux sets it under an ARI port
-  enableVfs(w, sriov, 255);
-  assert.equal(w.guest.read(1, 0, sriov + 0x08, 2) & 1, 1);
+  w.guest.write(1, 0, sriov + 0x10, 2, 255);
+  w.guest.write(1, 0, sriov + 0x08, 2, 0x19); // sriov_enable: ctrl |= VF Enable | VF MSE
+  assert.equal(w.guest.read(1, 0, sriov + 0x08, 2), 0x19);
   assert.equal(w.guest.read(1, 255, 0x08, 4), 0x0200_0001, "VF 255 at devfn 255");
   assert.equal(pool.available, 0);
   w.guest.write(1, 0, sriov + 0x08, 2, 0x10);
@@ -530,4 +536,33 @@ test("pre-built vVF instances (QEMU 10 style): present before VF Enable, bound a
   assert.ok(dev instanceof VdpaNetDevice);
   assert.equal(dev.backend?.deviceName, "vdpa3");
   assert.equal(dev.backend.getStatus() & 4, 4);
+});
+
+test("real pciutils decodes the VM's topology: root port with ARI forwarding, the vPF with SR-IOV, vVFs", () => {
+  const w = world(4);
+  const { sriov } = vpfUp(w);
+  w.guest.write(1, 0, sriov + 0x10, 2, 2);
+  w.guest.write(1, 0, sriov + 0x08, 2, 0x19); // VF Enable | VF MSE | ARI Capable Hierarchy
+  const dir = mkdtempSync(join(tmpdir(), "vpf-vmm-lspci-"));
+  let out: string;
+  try {
+    const file = join(dir, "dump.txt");
+    writeFileSync(file, lspciDumpBus(w.vm.bus));
+    out = execFileSync("lspci", ["-vvv", "-F", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const lines = out.split("\n").map((l) => l.trim());
+  assert.ok(lines.includes("00:10.0 PCI bridge: Red Hat, Inc. QEMU PCIe Root port (prog-if 00 [Normal decode])"), out);
+  assert.ok(lines.some((l) => l === "Bus: primary=00, secondary=01, subordinate=01, sec-latency=0"), "lspci: lines.some((l) => l === 'Bus: primary=00, secondary=01, subo");
+  assert.ok(lines.some((l) => l.startsWith("Capabilities: [40] Express (v2) Root Port (Slot+)")), "lspci: lines.some((l) => l.startsWith('Capabilities: [40] Express (");
+  assert.ok(lines.some((l) => l.startsWith("DevCtl2:") && l.endsWith("ARIFwd+")), "lspci: lines.some((l) => l.startsWith('DevCtl2:') && l.endsWith('AR");
+  assert.ok(lines.includes("01:00.0 Ethernet controller: Red Hat, Inc. Virtio 1.0 network device (rev 01)"), "lspci: lines.includes('01:00.0 Ethernet controller: Red Hat, Inc. V");
+  assert.ok(lines.some((l) => l.endsWith("Single Root I/O Virtualization (SR-IOV)")), "lspci: lines.some((l) => l.endsWith('Single Root I/O Virtualization");
+  assert.ok(lines.some((l) => l.startsWith("IOVCtl:") && l.includes("Enable+") && l.includes("ARIHierarchy+")), "lspci: lines.some((l) => l.startsWith('IOVCtl:') && l.includes('Ena");
+  assert.ok(lines.includes("Initial VFs: 4, Total VFs: 4, Number of VFs: 2, Function Dependency Link: 00"), "lspci: lines.includes('Initial VFs: 4, Total VFs: 4, Number of VFs:");
+  assert.ok(lines.includes("VF offset: 1, stride: 1, Device ID: 1041"), "lspci: lines.includes('VF offset: 1, stride: 1, Device ID: 1041')");
+  assert.ok(lines.some((l) => l.startsWith("01:00.1 Ethernet controller")), "lspci: lines.some((l) => l.startsWith('01:00.1 Ethernet controller'");
+  assert.ok(lines.some((l) => l.startsWith("01:00.2 Ethernet controller")), "lspci: lines.some((l) => l.startsWith('01:00.2 Ethernet controller'");
+  assert.ok(!lines.some((l) => l.startsWith("01:00.3")), "VF 3 does not exist");
 });
