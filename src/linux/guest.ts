@@ -139,6 +139,11 @@ export class LinuxGuest {
     return r.output;
   }
 
+  /** MSI/MSI-X messages from the platform given to the guest's local APIC, and dropped ones. */
+  get msi(): { readonly delivered: number; readonly dropped: number } {
+    return this.machine.msi;
+  }
+
   /** The last console output, for diagnostics. */
   consoleTail(chars?: number): string {
     return this.console.tail(chars);

@@ -67,6 +67,9 @@ interface V86Cpu {
   /** A live view (a Proxy over wasm memory in v86), not a typed array. */
   memory_size: { readonly [index: number]: number | undefined };
   mmap_write16(address: number, value: number): void;
+  /** wasm exports bound onto the CPU (src/cpu.js wasm_patch): a physical write, and IRQ polling. */
+  write32(address: number, value: number): void;
+  handle_irqs(): void;
 }
 
 /** Names that must occur in v86's release bundle; a rename in an upgrade fails the smoke test. */
@@ -82,6 +85,8 @@ export const REQUIRED_BUNDLE_NAMES: readonly string[] = [
   "mmap_register",
   "mmap_write16",
   "memory_map_read8",
+  "handle_irqs",
+  "write32",
   "memory_map_write8",
   "option_roms",
   "memory_size",
@@ -148,6 +153,8 @@ export function checkV86Runtime(emulator: unknown): V86Cpu {
   if (!isObject(memorySize) || typeof memorySize[0] !== "number") fail("cpu.memory_size");
   if (typeof cpu["mmap_write16"] !== "function") fail("cpu.mmap_write16");
   if (!Array.isArray(cpu["memory_map_read8"])) fail("cpu.memory_map_read8");
+  if (typeof cpu["write32"] !== "function") fail("cpu.write32");
+  if (typeof cpu["handle_irqs"] !== "function") fail("cpu.handle_irqs");
   if (!Array.isArray(cpu["memory_map_write8"])) fail("cpu.memory_map_write8");
   return cpu as unknown as V86Cpu;
 }
@@ -170,6 +177,10 @@ export interface V86MachineOptions {
 
 /** v86 dispatches MMIO per 128 KiB block (src/const.js MMAP_BLOCK_BITS). */
 const MMAP_BLOCK_BITS = 17;
+/** Local APIC Interrupt Command Register, low dword, and its fields (Intel SDM Vol. 3A §11.6.1). */
+const LAPIC_ICR_LOW = 0xfee0_0300;
+const ICR_LEVEL_ASSERT = 1 << 14;
+const ICR_SHORTHAND_SELF = 1 << 18;
 /** The I/O APIC sits at 0xFEC00000; PCI memory BARs stay below it on a PC. */
 const PCI_HOLE_END = 0xfec0_0000;
 
@@ -230,6 +241,7 @@ export class V86Machine {
       );
     }
     machine.installPciRouting(router, options.platform);
+    machine.installMsiDelivery(options.platform);
     emulator.add_listener("serial0-output-byte", options.onSerialByte);
     await emulator.run();
     return machine;
@@ -400,6 +412,45 @@ export class V86Machine {
       }
     }
     return best;
+  }
+
+  /** MSI/MSI-X messages the platform raised and the guest's local APIC was given. */
+  readonly msi = { delivered: 0, dropped: 0 };
+
+  /**
+   * MSI delivery. v86 has no MSI path and exports no APIC entry point, but its local APIC (in
+   * wasm) is reachable through a physical write: a message is turned into a self-IPI, a write
+   * of the Interrupt Command Register at 0xFEE00300 with the message's vector, fixed delivery,
+   * level assert and the "self" destination shorthand (Intel SDM Vol. 3A §11.6.1). With one CPU
+   * every MSI destination is that CPU. Only fixed and lowest-priority messages to the
+   * 0xFEExxxxx window with a vector ≥ 16 are delivered (§11.11); others are counted and dropped.
+   * Delivery is deferred to the next macrotask, outside v86's instruction loop, because a
+   * device usually raises the message from inside a guest MMIO access.
+   */
+  private installMsiDelivery(platform: PciPlatform): void {
+    const cpu = this.cpu;
+    const pending: number[] = [];
+    let scheduled = false;
+    const flush = (): void => {
+      scheduled = false;
+      for (const vector of pending.splice(0)) cpu.write32(LAPIC_ICR_LOW, vector | ICR_LEVEL_ASSERT | ICR_SHORTHAND_SELF);
+      cpu.handle_irqs();
+    };
+    platform.onMsi((address, data) => {
+      const a = address >>> 0;
+      const mode = (data >>> 8) & 7;
+      const vector = data & 0xff;
+      if (a < 0xfee0_0000 || a > 0xfeef_ffff || (mode !== 0 && mode !== 1) || vector < 16) {
+        this.msi.dropped++;
+        return;
+      }
+      this.msi.delivered++;
+      pending.push(vector);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    });
   }
 
   /** Bytes into the UART's receive side (the guest's console input). */
