@@ -320,6 +320,21 @@ export class SplitQueueDevice {
   }
 
   /**
+   * The chain's readable bytes from `skip` on without copying when they sit in one segment (a
+   * view into guest memory, valid until the chain is returned and the driver reuses the buffer);
+   * gathered into a copy otherwise.
+   */
+  readChainView(chain: DescChain, skip = 0): Uint8Array {
+    const segs = chain.readable;
+    const first = segs[0];
+    if (segs.length === 1 && first !== undefined && skip <= first.len) return this.#mem.view(first.addr + skip, first.len - skip);
+    // A header segment followed by one data segment (how Linux often sends): view the data.
+    const second = segs[1];
+    if (segs.length === 2 && first !== undefined && second !== undefined && skip === first.len) return this.#mem.view(second.addr, second.len);
+    return this.readChain(chain, skip);
+  }
+
+  /**
    * Copies data into the chain's writable segments starting `skip` bytes in; returns the number
    * of bytes written (less than data.length when the buffers are too small).
    */

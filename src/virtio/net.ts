@@ -55,7 +55,10 @@ export class VirtioNetError extends VpfError {}
 export interface NetBackend {
   /** The device hands the backend its receive entry point when it is attached. */
   attach(receive: (frame: Uint8Array) => RxOutcome): void;
-  /** A frame the driver transmitted (virtio-net header removed). */
+  /**
+   * A frame the driver transmitted (virtio-net header removed). Like a DMA buffer, `frame` may be
+   * a view into guest memory valid only during the call: a backend that keeps it copies it.
+   */
   transmit(frame: Uint8Array): void;
 }
 
@@ -71,7 +74,7 @@ export class LoopbackBackend implements NetBackend {
     this.#rx = receive;
   }
   transmit(frame: Uint8Array): void {
-    if (this.record) this.seen.push(frame);
+    if (this.record) this.seen.push(frame.slice());
     this.#rx?.(frame);
   }
 }
@@ -400,7 +403,8 @@ export class VirtioNet implements VirtioDevice {
       this.stats.txErrors++;
       return;
     }
-    const frame = q.readChain(c, VIRTIO_NET_HDR_LEN);
+    // Zero-copy when the frame is one segment; the chain goes back only after transmit() returns.
+    const frame = q.readChainView(c, VIRTIO_NET_HDR_LEN);
     this.stats.txFrames++;
     this.stats.txBytes += len;
     backend?.transmit(frame);
@@ -434,7 +438,8 @@ export class VirtioNet implements VirtioDevice {
       this.stats.rxDroppedNoBuffer++;
       return "dropped";
     }
-    this.#backlog.push(frame);
+    // The frame may be a view into another guest's memory (a loopback or cable): keep a copy.
+    this.#backlog.push(frame.slice());
     return "queued";
   }
 
