@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VirtualClock, KernelError } from "../base/index.js";
-import { MacAddress, EthernetRepr } from "../wire/index.js";
+import { MacAddress, EthernetRepr, emitAttrs, parseAttrs, parseVfInfo, vfInfoSpec } from "../wire/index.js";
 import { Nic, STATUS_NEEDS_RESET } from "../nic/index.js";
-import { Host, runCommand, VirtioNetDouble, parseKernelU16 } from "./index.js";
+import { Host, runCommand, VirtioNetDouble, parseKernelU16, rtnlVfInfo } from "./index.js";
 
 function newHost(): Host {
   return new Host(new Nic({ clock: new VirtualClock(), ports: 2 }));
@@ -213,4 +213,19 @@ test("a ring that runs ahead puts the device in DEVICE_NEEDS_RESET, never throws
   assert.equal(configIrq, 1);
   v.setStatus(0);
   assert.equal(v.getStatus(), 0);
+});
+
+test("VF info encodes as IFLA_VF_INFO and parses back unchanged", () => {
+  const h = newHost();
+  h.setSriovNumVfs(PF, 2);
+  h.setVf(PF, 1, { mac: "00:11:22:33:44:55", vlan: { vlan: 5, qos: 1, proto: "802.1ad" }, spoofchk: true, trust: true, maxTxRate: 50 });
+  for (const v of h.getVfInfo(PF).vfs) {
+    const w = rtnlVfInfo(v);
+    const back = parseVfInfo(parseAttrs(emitAttrs([vfInfoSpec(w)]))[0]!);
+    assert.deepEqual(back, w);
+  }
+  const one = rtnlVfInfo(h.getVfInfo(PF).vfs[1]!);
+  assert.deepEqual(one.vlanList, [{ vlan: 5, qos: 1, proto: 0x88a8 }]);
+  assert.equal(one.trust, 1);
+  assert.equal(one.txRate, 50);
 });

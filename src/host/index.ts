@@ -6,3 +6,4 @@ export { runCommand, HostUsageError } from "./shell.js";
 export type { CommandResult } from "./shell.js";
 export { VirtioNetDouble } from "./virtio-net-double.js";
 export type { VhostLike, VirtioNetDoubleOptions } from "./virtio-net-double.js";
+export { rtnlVfInfo } from "./rtnl.js";
