@@ -102,6 +102,8 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
       this.#pfs.set(spec.bdf, pf);
       const dir = `${DEVICES}/${spec.bdf}`;
       this.sysfs.putFile(`${dir}/sriov_totalvfs`, `${spec.totalVfs}\n`);
+      this.sysfs.putFile(`${dir}/sriov_offset`, "1\n");
+      this.sysfs.putFile(`${dir}/sriov_stride`, "1\n");
       this.sysfs.putFile(`${dir}/sriov_numvfs`, "0\n", (data) => this.#setNumVfs(pf, data));
     }
   }

@@ -97,6 +97,33 @@ export async function vfsOf(sysfs: SysfsReader, pf: string): Promise<string[]> {
   return out;
 }
 
+/** Routing ID of an address (bus << 8 | device << 3 | function), or undefined across domains. */
+function rid(bdf: string): number {
+  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(bdf);
+  if (m === null) return NaN;
+  return (Number.parseInt(m[2]!, 16) << 8) | (Number.parseInt(m[3]!, 16) << 3) | Number(m[4]);
+}
+
+/**
+ * A VF's index under its PF. The SR-IOV capability fixes VF n's routing ID at
+ * PF + First VF Offset + n * VF Stride (PCIe SR-IOV spec §3.3.10-11, exposed as sriov_offset and
+ * sriov_stride), so one readlink of `virtfn<n>` confirms it; without those files, or if the
+ * link disagrees, every `virtfn` link is read, as SR-IOV CNI does.
+ */
+export async function vfIndexOf(sysfs: SysfsReader, pf: string, vf: string): Promise<number> {
+  const dir = deviceDir(pf);
+  const [off, stride, num] = await Promise.all([readOptional(sysfs, `${dir}/sriov_offset`), readOptional(sysfs, `${dir}/sriov_stride`), readOptional(sysfs, `${dir}/sriov_numvfs`)]);
+  if (off !== undefined && stride !== undefined && num !== undefined && pf.slice(0, 4) === vf.slice(0, 4)) {
+    const o = Number(off), s = Number(stride), n = Number(num);
+    const i = s > 0 ? (rid(vf) - rid(pf) - o) / s : NaN;
+    if (Number.isInteger(i) && i >= 0 && i < n) {
+      const t = await readlinkOptional(sysfs, `${dir}/virtfn${i}`);
+      if (t !== undefined && basename(t) === vf) return i;
+    }
+  }
+  return (await vfsOf(sysfs, pf)).indexOf(vf);
+}
+
 export interface VfLocation {
   readonly vf: string;
   readonly pf: string;
@@ -112,8 +139,7 @@ export async function locateVf(sysfs: SysfsReader, vf: string): Promise<VfLocati
     const exists = await readOptional(sysfs, `${deviceDir(vf)}/vendor`);
     throw new K8sError("K8S_NOT_A_VF", exists === undefined ? `no PCI function ${vf}` : `${vf} is not a VF (no physfn link)`, { details: { vf } });
   }
-  const vfs = await vfsOf(sysfs, pf);
-  const vfIndex = vfs.indexOf(vf);
+  const vfIndex = await vfIndexOf(sysfs, pf, vf);
   if (vfIndex < 0) throw new K8sError("K8S_NOT_A_VF", `${vf} is not among the virtfn links of ${pf}`, { details: { vf, pf } });
   const pfNetdev = pfNetdevs[0];
   if (pfNetdev === undefined) throw new K8sError("K8S_NOT_A_VF", `PF ${pf} of ${vf} has no netdev (neither net/ nor virtio*/net/)`, { details: { vf, pf } });

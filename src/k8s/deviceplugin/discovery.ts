@@ -1,4 +1,4 @@
-import { PCI_DEVICES, deviceDir, driverOf, netdevsAt, netdevsOf, physfnOf, readHexId, readOptional, vfsOf } from "../pci.js";
+import { PCI_DEVICES, deviceDir, driverOf, netdevsAt, netdevsOf, physfnOf, readHexId, readOptional, vfIndexOf } from "../pci.js";
 import type { SysfsReader } from "../sysfs.js";
 import type { PfNameSelector, ResourcePool, Selector } from "./config.js";
 
@@ -48,7 +48,7 @@ export async function discoverNetDevices(sysfs: SysfsReader): Promise<NetDevice[
     const numVfs = await readOptional(sysfs, `${deviceDir(bdf)}/sriov_numvfs`);
     if (numVfs !== undefined && numVfs !== "0") continue;
     const pf = await physfnOf(sysfs, bdf);
-    const vfIndex = pf === undefined ? undefined : (await vfsOf(sysfs, pf)).indexOf(bdf);
+    const vfIndex = pf === undefined ? undefined : await vfIndexOf(sysfs, pf, bdf);
     const netdevs = await netdevsOf(sysfs, bdf);
     const first = netdevs[0];
     const typeText = first === undefined ? undefined : await readNetAttr(sysfs, bdf, first, "type");
