@@ -566,3 +566,31 @@ test("real pciutils decodes the VM's topology: root port with ARI forwarding, th
   assert.ok(lines.some((l) => l.startsWith("01:00.2 Ethernet controller")), "lspci: lines.some((l) => l.startsWith('01:00.2 Ethernet controller'");
   assert.ok(!lines.some((l) => l.startsWith("01:00.3")), "VF 3 does not exist");
 });
+
+test("the vPF's own data plane is its host VF: a frame from the vPF reaches a vVF through the eswitch", () => {
+  const w = world(1);
+  const { f, sriov } = vpfUp(w);
+  adminInit(w, f);
+  enableVfs(w, sriov, 1);
+  const g = w.guest;
+  const vf = g.virtioUp(1, 1, { want: WANT, barOf: (i) => g.vfBarAddress(1, 0, sriov, i, 1) });
+  const vfMac = MacAddress.parse("02:00:00:00:00:11");
+  assert.equal(admin(w, f, { op: "set-mac", vf: 1, mac: vfMac.bytes() }).status, AdminStatus.OK);
+  // The vPF's MAC as its device configuration reports it (the host VF's).
+  const vpfMac = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) vpfMac[i] = g.mmioRead(f.deviceCfg + i, 1);
+  const rxBuf = g.allocator.alloc(2048);
+  vf.queues.get(0)!.ring.add([], [{ addr: rxBuf, len: 2048 }], 1);
+  g.kick(vf, 0);
+  const frame = new Uint8Array(64);
+  EthernetRepr.emit({ dst: vfMac, src: MacAddress.fromBytes(vpfMac), vlans: [], etherType: 0x0800 }, frame);
+  const txBuf = g.allocator.alloc(12 + frame.length);
+  g.memory.fill(txBuf, 12);
+  g.memory.write(txBuf + 12, frame);
+  f.queues.get(1)!.ring.add([{ addr: txBuf, len: 12 + frame.length }], [], 2);
+  g.kick(f, 1);
+  const used = vf.queues.get(0)!.ring.getUsed();
+  assert.ok(used !== undefined, "delivered");
+  assert.deepEqual(g.memory.read(rxBuf + 12, frame.length), frame);
+  assert.equal(w.host.getVfInfo(w.pf).vfs[0]!.stats?.txPackets, 1n, "sent by the vPF's host VF");
+});
