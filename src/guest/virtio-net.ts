@@ -86,6 +86,8 @@ export class VirtNet {
     this.tx = vdev.setupQueue<number>(1, () => {
       this.#reapTx();
     });
+    // Transmit completions are reaped on the next send; no interrupt per sent frame.
+    this.tx.quiet();
     this.ctrl = vdev.has(VIRTIO_NET_F_CTRL_VQ) ? vdev.setupQueue<number>(2, () => undefined) : undefined;
     const aq = vdev.adminQueueIndex();
     this.admin = aq !== undefined && aq.num > 0 ? vdev.setupQueue<number>(aq.index, () => undefined) : undefined;

@@ -26,6 +26,7 @@ export const VIRTIO_STATUS_FEATURES_OK = 8;
 export const VIRTIO_STATUS_NEEDS_RESET = 0x40;
 export const VIRTIO_STATUS_FAILED = 0x80;
 
+export const VIRTIO_RING_F_EVENT_IDX = 29;
 export const VIRTIO_F_VERSION_1 = 32;
 export const VIRTIO_F_ACCESS_PLATFORM = 33;
 export const VIRTIO_F_SR_IOV = 37;
@@ -196,7 +197,7 @@ export class VirtioPciDevice {
     if (!bit(dev, VIRTIO_F_VERSION_1)) throw sysErr("ENODEV", `${this.pci.name}: device is not modern (no VERSION_1)`);
     let want = dev & driverFeatures;
     // Transport bits the core keeps when offered.
-    for (const b of [VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_ADMIN_VQ]) if (bit(dev, b)) want |= 1n << BigInt(b);
+    for (const b of [VIRTIO_RING_F_EVENT_IDX, VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_ADMIN_VQ]) if (bit(dev, b)) want |= 1n << BigInt(b);
     // Bit 37 only if the PCI function really has the SR-IOV capability (vp_transport_features).
     if (bit(dev, VIRTIO_F_SR_IOV) && this.pci.extCaps.has(PCI_EXT_CAP_ID_SRIOV)) want |= 1n << BigInt(VIRTIO_F_SR_IOV);
     this.#w32(CC_GFSELECT, 0);
@@ -244,6 +245,7 @@ export class VirtioPciDevice {
     const noff = this.#r16(CC_Q_NOFF);
     const notifyAddr = this.notify.addr + noff * this.notifyMultiplier;
     const vq = new SplitVirtqueue<T>(index, size, this.memory, this.arena, this.pci.platform, notifyAddr);
+    vq.eventIdx = this.has(VIRTIO_RING_F_EVENT_IDX);
     let entry = 0;
     if (this.#nextEntry < this.msix.size) {
       entry = this.msix.setup(this.#nextEntry++, onInterrupt);

@@ -10,6 +10,12 @@ import type { PciPlatform } from "../pci/platform.js";
 const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;
 const VIRTQ_USED_F_NO_NOTIFY = 1;
+const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+
+/** vring_need_event (virtio 1.x §2.7.10): has `newIdx` moved past `event` since `oldIdx`? */
+export function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
+}
 
 /** Where DMA memory comes from: the guest allocator or a per-device arena. */
 export interface DmaAlloc {
@@ -79,10 +85,18 @@ export class SplitVirtqueue<T> {
   #freeHead = 0;
   #numFree: number;
   #availIdx = 0;
+  /** Available index at the last notification decision (for EVENT_IDX). */
+  #kickedIdx = 0;
   #lastUsed = 0;
+  /** VIRTIO_RING_F_EVENT_IDX negotiated: avail_event/used_event replace the flags. */
+  eventIdx = false;
+  /** The driver reaps this queue itself and wants no used-buffer interrupts (TX). */
+  #quiet = false;
   readonly #tokens: (T | undefined)[];
   readonly #chainLen: number[];
   kicks = 0;
+  /** Used entries naming a descriptor head the driver does not own. */
+  bogusUsed = 0;
 
   constructor(
     readonly index: number,
@@ -137,24 +151,63 @@ export class SplitVirtqueue<T> {
     return true;
   }
 
-  /** Notifies the device unless it asked not to be (used ring flag NO_NOTIFY). */
+  /**
+   * Notifies the device unless it said it does not need it: with EVENT_IDX when the new
+   * available index has not passed avail_event, else when the used ring's NO_NOTIFY flag is set.
+   */
   kick(): void {
-    if ((this.memory.readU16(this.used) & VIRTQ_USED_F_NO_NOTIFY) !== 0) return;
+    const old = this.#kickedIdx;
+    this.#kickedIdx = this.#availIdx;
+    if (this.eventIdx) {
+      const availEvent = this.memory.readU16(this.used + 4 + 8 * this.size);
+      if (!needEvent(availEvent, this.#availIdx, old)) return;
+    } else if ((this.memory.readU16(this.used) & VIRTQ_USED_F_NO_NOTIFY) !== 0) return;
     this.kicks++;
     this.platform.mmioWrite(this.notifyAddr, 2, this.index);
   }
 
-  /** Reaps one used entry, or undefined when the device has returned nothing new. */
+  /**
+   * Asks for no used-buffer interrupts (the driver polls this queue, as virtio_net does for
+   * transmit completions it reaps on the next send): NO_INTERRUPT, or used_event far ahead.
+   */
+  quiet(): void {
+    this.#quiet = true;
+    this.#armUsedEvent();
+  }
+
+  #armUsedEvent(): void {
+    if (this.eventIdx) {
+      // used_event: interrupt once the device's used index passes this value.
+      const ev = this.#quiet ? (this.#lastUsed + 0x8000) & 0xffff : this.#lastUsed;
+      this.memory.writeU16(this.avail + 4 + 2 * this.size, ev);
+    } else {
+      this.memory.writeU16(this.avail, this.#quiet ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0);
+    }
+  }
+
+  /**
+   * Reaps one used entry, or undefined when the device has returned nothing new. Entries naming
+   * a head the driver never gave out are skipped and counted (a broken device, not a crash).
+   */
   reap(): VqUsed<T> | undefined {
     const m = this.memory;
     const usedIdx = m.readU16(this.used + 2);
-    if (usedIdx === this.#lastUsed) return undefined;
-    const e = this.used + 4 + 8 * (this.#lastUsed % this.size);
-    const id = m.readU32(e);
-    const len = m.readU32(e + 4);
-    this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
-    const token = id < this.size ? this.#tokens[id] : undefined;
-    if (token === undefined) return undefined; // a device returning a head it was never given
+    let id = 0;
+    let len = 0;
+    let token: T | undefined;
+    while (token === undefined) {
+      if (usedIdx === this.#lastUsed) {
+        this.#armUsedEvent();
+        return undefined;
+      }
+      const e = this.used + 4 + 8 * (this.#lastUsed % this.size);
+      id = m.readU32(e);
+      len = m.readU32(e + 4);
+      this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
+      token = id < this.size ? this.#tokens[id] : undefined;
+      if (token === undefined) this.bogusUsed++;
+    }
+    if (this.eventIdx) this.#armUsedEvent();
     const n = this.#chainLen[id] ?? 1;
     this.#tokens[id] = undefined;
     // Return the chain to the free list: walk to its tail, link the tail to the old free head.
