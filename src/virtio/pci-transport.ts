@@ -389,6 +389,8 @@ export class VirtioPciTransport {
   // ------------------------------------------------------------------ common configuration
 
   #selected(): QueueState | undefined {
+    // The admin queue exists for the driver only once VIRTIO_F_ADMIN_VQ is negotiated (§2.13).
+    if (this.#queueSelect === this.adminQueueIndex && (this.#negotiated & bit(VIRTIO_F_ADMIN_VQ)) === 0n) return undefined;
     return this.#queues[this.#queueSelect];
   }
 

@@ -352,3 +352,14 @@ test("property: traffic mixed with ring corruption, resets and link flaps never 
     { numRuns: 80 },
   );
 });
+
+test("the admin queue exists only when VIRTIO_F_ADMIN_VQ is negotiated", () => {
+  const m = machine();
+  const pf = createVirtioNetPci({ memory: m.mem, mac: MAC, adminQueue: true });
+  const drv = new VirtioPciDriver(pf.fn, m.mem, m.alloc);
+  drv.enableFunction();
+  drv.negotiate(ALL & ~bit(41));
+  assert.throws(() => drv.setupQueue(3), /queue 3 does not exist/);
+  drv.negotiate(ALL);
+  assert.equal(drv.setupQueue(3).size, 64);
+});
