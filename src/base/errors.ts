@@ -1,7 +1,7 @@
 /**
  * Every error vpf throws on purpose is a VpfError with a stable code (STYLE.md: undici's
- * UND_ERR_* codes). Callers branch on `code`, never on the message. Codes are listed in
- * docs/errors.md; a test checks that every code thrown in src/ is documented there.
+ * UND_ERR_* codes). Callers branch on `code`, never on the message. Each layer lists its codes
+ * in its docs/<layer>.md; test/docs.test.ts checks that every code thrown in src/ is documented.
  */
 export class VpfError extends Error {
   readonly code: string;
