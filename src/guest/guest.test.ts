@@ -7,6 +7,7 @@ import { SysError } from "./errors.js";
 import { kstrtou16, kstrtobool } from "./pci-core.js";
 import * as ip from "./iproute.js";
 import { VIRTIO_F_SR_IOV } from "./virtio-pci.js";
+import { needEvent } from "./virtqueue.js";
 import { PciFunction } from "../pci/index.js";
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F_CAPPED, NLM_F_MULTI, splitMessages, readI32At } from "./nl.js";
 
@@ -464,4 +465,43 @@ test("a namespace's link dump shows only its devices; deleting it sends VFs home
   assert.deepEqual(k.netnsList(), []);
   assert.equal(errno(() => k.netnsDel("p")), "ENOENT");
   assert.equal(errno(() => k.netnsAdd("a/b")), "EINVAL");
+});
+
+test("EVENT_IDX: negotiated when offered; refilled receive buffers need no doorbell, sends need one each", () => {
+  const { k } = boot();
+  k.sysfs().write(`${PF}/sriov_numvfs`, "2");
+  const a = k.initNs.byName("eth1")!;
+  const b = k.initNs.byName("eth2")!;
+  k.setUp(a, true);
+  k.setUp(b, true);
+  const va = k.virtnetOf(a)!;
+  const vb = k.virtnetOf(b)!;
+  assert.equal(va.tx.eventIdx, true);
+  const rxKicks = vb.rx.kicks;
+  const txKicks = va.tx.kicks;
+  const f = new Uint8Array(60);
+  f.set(b.mac, 0);
+  f.set(a.mac, 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  for (let i = 0; i < 10; i++) assert.ok(a.transmit(f));
+  assert.equal(b.stats.rxPackets, 10);
+  assert.equal(va.tx.kicks - txKicks, 10);
+  assert.equal(vb.rx.kicks, rxKicks, "the device had buffers left: avail_event did not ask for a kick");
+  assert.equal(va.tx.bogusUsed + vb.rx.bogusUsed, 0);
+});
+
+test("needEvent is vring_need_event over 16-bit wrap-around", () => {
+  assert.equal(needEvent(5, 6, 5), true);
+  assert.equal(needEvent(5, 5, 4), false);
+  assert.equal(needEvent(0xffff, 1, 0xfffe), true);
+  assert.equal(needEvent(10, 9, 0), false);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 1, max: 0x7fff }), fc.integer({ min: 0, max: 0xffff }), (old, n, r) => {
+      const newIdx = (old + n) & 0xffff;
+      // An event index inside [old, new) has been passed; one outside it has not.
+      assert.equal(needEvent((old + (r % n)) & 0xffff, newIdx, old), true);
+      assert.equal(needEvent((newIdx + (r % (0x10000 - n))) & 0xffff, newIdx, old), false);
+    }),
+  );
 });
