@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VirtualClock, NS_PER_MS } from "../../src/base/index.js";
 import { MacAddress, Ipv4Address, buildUdpFrame, EthernetFrame, vlanTag } from "../../src/wire/index.js";
-import { Nic } from "../../src/nic/index.js";
+import { Nic, connectUplinks } from "../../src/nic/index.js";
 import { Host, runCommand, VirtioNetDouble } from "../../src/host/index.js";
 
 const PF = "enp59s0f0np0";
@@ -172,4 +172,61 @@ test("max_tx_rate: frames wait in the TX ring and leave at the configured rate",
   w.clock.advance(100n * NS_PER_MS);
   assert.equal(burst + later + g1.receive().length, 60);
   assert.match(runCommand(w.host, `ip link show ${PF}`).stdout, /vf 0 .*tx rate 8 \(Mbps\), max_tx_rate 8Mbps/);
+});
+
+test("min_tx_rate: two saturating VFs on a 100 Mbit/s port, the guaranteed one gets its share", () => {
+  const clock = new VirtualClock();
+  const nic = new Nic({ clock, linkSpeedMbps: 100 });
+  const host = new Host(nic);
+  const sh = (cmd: string): void => assert.equal(runCommand(host, cmd).status, 0, cmd);
+  sh(`echo 3 > /sys/class/net/${PF}/device/sriov_numvfs`);
+  const g: VirtioNetDouble[] = [];
+  for (let i = 0; i < 3; i++) {
+    sh(`vdpa dev add name vdpa${i} mgmtdev pci/${nic.port(0).vfAddress(i).toString()} mac 02:00:00:00:00:0${i + 1}`);
+    const d = new VirtioNetDouble(host.openVhostVdpa(`vdpa${i}`), { queueSize: 64 });
+    d.start();
+    g.push(d);
+  }
+  sh(`ip link set ${PF} vf 0 min_tx_rate 60`);
+  sh(`ip link set ${PF} vf 1 min_tx_rate 10`);
+  const fa = udp("02:00:00:00:00:03", "02:00:00:00:00:01", [], 1208); // 1250-byte frames
+  const fb = udp("02:00:00:00:00:03", "02:00:00:00:00:02", [], 1208);
+  let fromA = 0;
+  let fromB = 0;
+  for (let ms = 0; ms < 100; ms++) {
+    g[0]!.send(...Array.from({ length: 16 }, () => fa));
+    g[1]!.send(...Array.from({ length: 16 }, () => fb));
+    clock.advance(NS_PER_MS);
+    for (const f of g[2]!.receive()) {
+      if (f[11] === 1) fromA++;
+      else fromB++;
+    }
+  }
+  const mbps = (n: number): number => (n * 1250 * 8) / 0.1 / 1e6;
+  assert.ok(mbps(fromA) >= 58, `VF 0 got ${mbps(fromA)} Mbit/s`);
+  assert.ok(mbps(fromB) >= 9, `VF 1 got ${mbps(fromB)} Mbit/s`);
+  assert.ok(mbps(fromA + fromB) <= 106, `line rate exceeded: ${mbps(fromA + fromB)}`);
+});
+
+test("two ports cabled back to back: VF on port 0 reaches VF on port 1 over the wire, tags intact", () => {
+  const clock = new VirtualClock();
+  const nic = new Nic({ clock, ports: 2 });
+  const host = new Host(nic);
+  connectUplinks(nic.port(0).uplink, nic.port(1).uplink);
+  host.setSriovNumVfs("enp59s0f0np0", 1);
+  host.setSriovNumVfs("enp59s0f1np1", 1);
+  host.setVf("enp59s0f0np0", 0, { vlan: { vlan: 44 } });
+  host.setVf("enp59s0f1np1", 0, { vlan: { vlan: 44 } });
+  host.vdpaDevAdd({ name: "a", mgmtdev: `pci/${nic.port(0).vfAddress(0).toString()}`, mac: "02:00:00:00:0a:01" });
+  host.vdpaDevAdd({ name: "b", mgmtdev: "pci/0000:3b:10.1", mac: "02:00:00:00:0b:01" });
+  const a = new VirtioNetDouble(host.openVhostVdpa("a"));
+  const b = new VirtioNetDouble(host.openVhostVdpa("b"));
+  a.start();
+  b.start();
+  a.send(udp("02:00:00:00:0b:01", "02:00:00:00:0a:01"));
+  const got = b.receive();
+  assert.equal(got.length, 1);
+  assert.equal(EthernetFrame.check(got[0]!).tagCount, 0);
+  assert.equal(nic.port(0).uplink.counters.snapshot().txPackets, 1n);
+  assert.equal(nic.port(1).uplink.counters.snapshot().rxPackets, 1n);
 });
