@@ -57,6 +57,9 @@ export interface DeviceQueueStats {
   violations: Record<string, number>;
 }
 
+/** Indirect tables may hold this many entries even in a smaller queue. */
+export const MAX_INDIRECT = 1024;
+
 export class SplitQueueDevice {
   readonly size: number;
   readonly descAddr: number;
@@ -188,7 +191,11 @@ export class SplitQueueDevice {
         if (!this.indirect) return this.#fail("VQ_INDIRECT_NOT_NEGOTIATED", `descriptor ${i} is indirect but VIRTIO_RING_F_INDIRECT_DESC was not negotiated`, { head, index: i });
         if (inIndirect) return this.#fail("VQ_INDIRECT_NESTED", `indirect table entry ${i} is itself indirect`, { head, index: i });
         if ((flags & VIRTQ_DESC_F_NEXT) !== 0) return this.#fail("VQ_INDIRECT_WITH_NEXT", `descriptor ${i} sets both INDIRECT and NEXT`, { head, index: i });
-        if (len === 0 || len % 16 !== 0) return this.#fail("VQ_INDIRECT_BAD_LEN", `indirect table length ${len} is not a non-zero multiple of 16`, { head, len });
+        // A table longer than max(queue size, 1024) entries is refused, as QEMU refuses more than
+        // VIRTQUEUE_MAX_SIZE: it bounds the work one pop can cost.
+        if (len === 0 || len % 16 !== 0 || len / 16 > Math.max(this.size, MAX_INDIRECT)) {
+          return this.#fail("VQ_INDIRECT_BAD_LEN", `indirect table length ${len} is not a multiple of 16 in 16..${16 * Math.max(this.size, MAX_INDIRECT)}`, { head, len });
+        }
         if (!mem.contains(addr, len)) return this.#fail("VQ_BAD_BUFFER", `indirect table 0x${addr.toString(16)}+${len} is outside guest memory`, { head, addr, len });
         table = dataView(mem.view(addr, len));
         tableSize = len / 16;

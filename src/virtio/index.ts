@@ -18,7 +18,7 @@ export {
   checkRingConfig,
 } from "./ring.js";
 export type { SplitRingConfig, Segment } from "./ring.js";
-export { SplitQueueDevice } from "./device-queue.js";
+export { SplitQueueDevice, MAX_INDIRECT } from "./device-queue.js";
 export type { DescChain, QueueBase, DeviceQueueStats } from "./device-queue.js";
 export { SplitQueueDriver } from "./driver-queue.js";
 export type { UsedBuffer, AddOptions } from "./driver-queue.js";

@@ -204,6 +204,7 @@ test("misbehaving drivers: every violation is counted, breaks the queue, never t
     ["VQ_READ_AFTER_WRITE", (m, c) => { desc(m, c.descAddr, 0, 0x5000, 1, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1); desc(m, c.descAddr, 1, 0x5000, 1, 0, 0); publish(m, c, [0]); }],
     ["VQ_INDIRECT_WITH_NEXT", (m, c) => { desc(m, c.descAddr, 0, 0x6000, 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, 1); publish(m, c, [0]); }],
     ["VQ_INDIRECT_BAD_LEN", (m, c) => { desc(m, c.descAddr, 0, 0x6000, 20, VIRTQ_DESC_F_INDIRECT, 0); publish(m, c, [0]); }],
+    ["VQ_INDIRECT_BAD_LEN", (m, c) => { desc(m, c.descAddr, 0, 0x4000, 16 * 1025, VIRTQ_DESC_F_INDIRECT, 0); publish(m, c, [0]); }],
     ["VQ_INDIRECT_NESTED", (m, c) => { desc(m, c.descAddr, 0, 0x6000, 16, VIRTQ_DESC_F_INDIRECT, 0); desc(m, 0x6000, 0, 0x6000, 16, VIRTQ_DESC_F_INDIRECT, 0); publish(m, c, [0]); }],
     ["VQ_CHAIN_LOOP", (m, c) => { desc(m, c.descAddr, 0, 0x6000, 32, VIRTQ_DESC_F_INDIRECT, 0); desc(m, 0x6000, 0, 0x5000, 1, VIRTQ_DESC_F_NEXT, 1); desc(m, 0x6000, 1, 0x5000, 1, VIRTQ_DESC_F_NEXT, 0); publish(m, c, [0]); }],
     ["VQ_BAD_NEXT", (m, c) => { desc(m, c.descAddr, 0, 0x6000, 16, VIRTQ_DESC_F_INDIRECT, 0); desc(m, 0x6000, 0, 0x5000, 1, VIRTQ_DESC_F_NEXT, 1); publish(m, c, [0]); }],
