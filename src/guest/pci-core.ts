@@ -344,8 +344,8 @@ export class PciCore {
       st.numVFs = 0;
       throw e;
     }
-    // Drivers bind after every VF exists, then KOBJ_CHANGE on the PF (iov.c: sriov_add_vfs).
-    if (st.driversAutoprobe) for (const vf of added) this.probeDevice(vf);
+    // Every VF was probed as it was added (pci_iov_add_virtfn → pci_bus_add_device), then
+    // KOBJ_CHANGE on the PF (iov.c: sriov_add_vfs).
     this.#uevent({ action: "change", devpath: `/${dev.devpath}`, subsystem: "pci", env: { NUM_VFS: String(nr) } });
   }
 
@@ -384,7 +384,9 @@ export class PciCore {
     vf.setCommandBits(PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY, true);
     this.#computeDevpath(vf);
     st.vfs.push(vf);
-    this.#addDevice(vf, false);
+    // pci_bus_add_device probes the VF right away when sriov_drivers_autoprobe is on; a failed
+    // probe leaves it unbound and does not fail the enable.
+    this.#addDevice(vf, st.driversAutoprobe);
     return vf;
   }
 
