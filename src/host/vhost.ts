@@ -8,13 +8,14 @@ export const VIRTIO_ID_NET = 1;
 
 /**
  * What a hypervisor holds instead of an open /dev/vhost-vdpa-N: the vhost-vdpa ioctl surface
- * (drivers/vhost/vdpa.c) over one vDPA device. Errors are the ones the kernel returns:
- * a queue index past the device's queues is ENOBUFS (vhost_vdpa_vring_ioctl), features after
- * FEATURES_OK is EBUSY and feature bits the device does not offer EINVAL (vhost_vdpa_set_features), a status
- * write that clears bits without resetting is EINVAL (vhost_vdpa_set_status), a ring size that is
- * not a power of two up to the device's maximum is EINVAL, anything on a closed handle ENODEV
- * (the kernel's EBADF, which base's errno table lacks). While a handle is open its device cannot be deleted; closing resets the device, as the
- * release of the file does.
+ * (drivers/vhost/vdpa.c) over one vDPA device. Errors are the ones the kernel returns: a queue
+ * index past the device's queues is ENOBUFS (vhost_vdpa_vring_ioctl); features after
+ * FEATURES_OK are EBUSY and feature bits the device does not offer EINVAL
+ * (vhost_vdpa_set_features); a status write that clears bits without resetting is EINVAL
+ * (vhost_vdpa_set_status); a ring size that is not a power of two up to the device's maximum
+ * is EINVAL; anything on a closed handle is ENODEV (the kernel's EBADF, which base's errno
+ * table lacks). While a handle is open its device cannot be deleted; closing resets the
+ * device, as the release of the file does.
  */
 export class VhostVdpaHandle {
   #closed = false;
