@@ -254,3 +254,30 @@ test("untrusted config and env: every answer is a result or a CNI error JSON, ne
     { numRuns: 300 },
   );
 });
+
+test("an interface name already taken in the pod fails ADD with EEXIST and leaves the VF home", async (t) => {
+  const b = await cniBench();
+  t.after(() => b.close());
+  assert.equal((await call(b, "ADD", "c1", "pod1", b.conf({ deviceID: b.vf(0) }), "net1")).exitCode, 0);
+  const r = await call(b, "ADD", "c2", "pod1", b.conf({ deviceID: b.vf(1), vlan: 3 }), "net1");
+  assert.equal(r.exitCode, 1);
+  assert.equal(r.out!.code, 102);
+  assert.match(String(r.out!.details), /EEXIST/);
+  assert.equal(b.kernel.linkByName("eth2", null)!.bdf, b.vf(1));
+  assert.equal(b.kernel.vfConfig(PF_BDF, 1)!.vlan, 0);
+});
+
+test("installCniPlugin writes a vpf-sriov wrapper a runtime can find on CNI_PATH", async (t) => {
+  const { installCniPlugin } = await import("./install.js");
+  const { pluginCommand } = await import("./testkit.js");
+  const { execFile } = await import("node:child_process");
+  const b = await cniBench();
+  t.after(() => b.close());
+  const { cmd, args } = pluginCommand(); // compiled main.js, or main.ts through tsx in the dev loop
+  const path = await installCniPlugin(join(b.dir, "bin"), { node: cmd, args });
+  const out = await new Promise<string>((resolve, reject) => {
+    const c = execFile(path, [], { env: { CNI_COMMAND: "VERSION", PATH: process.env.PATH ?? "/usr/bin:/bin" } }, (err, stdout) => (err === null ? resolve(stdout) : reject(new Error(err.message))));
+    c.stdin?.end("{}");
+  });
+  assert.deepEqual(JSON.parse(out), { cniVersion: "1.1.0", supportedVersions: ["1.0.0", "1.1.0"] });
+});
