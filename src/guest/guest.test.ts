@@ -505,3 +505,41 @@ test("needEvent is vring_need_event over 16-bit wrap-around", () => {
     }),
   );
 });
+
+test("property: any sequence of user operations keeps PCI, netdevs and the device in agreement", () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant("numvfs" as const), v: fc.oneof(fc.integer({ min: 0, max: 10 }).map(String), fc.constantFrom("", "x", "-1", "0x3", "99999")) }),
+    fc.record({ kind: fc.constant("vlan" as const), vf: fc.integer({ min: -1, max: 9 }), vlan: fc.integer({ min: 0, max: 5000 }) }),
+    fc.record({ kind: fc.constant("move" as const), dev: fc.integer({ min: 1, max: 9 }), ns: fc.constantFrom("a", "b", "nope") }),
+    fc.record({ kind: fc.constant("netns" as const), add: fc.boolean(), ns: fc.constantFrom("a", "b") }),
+    fc.record({ kind: fc.constant("sysfs" as const), path: fc.constantFrom("/sys/class/net/eth1/device/../physfn", "/sys/bus/pci/devices/0000:01:00.3/virtio3/net", `${PF}/virtfn2`, "/sys/class/net/eth2/mtu"), data: fc.string({ maxLength: 6 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+      const { m, k } = boot();
+      for (const o of ops) {
+        try {
+          if (o.kind === "numvfs") k.sysfsWrite(`${PF}/sriov_numvfs`, o.v);
+          else if (o.kind === "vlan") k.netlink(ip.setVfRequest(k.initNs.byName("eth0")!.ifindex, o.vf, { vlan: o.vlan }));
+          else if (o.kind === "move") {
+            const d = k.initNs.byName(`eth${o.dev}`);
+            if (d !== undefined) k.netlink(ip.setLinkRequest(d.ifindex, { netnsFd: 5 }), { nsFd: (fd) => (fd === 5 && o.ns !== "nope" ? o.ns : undefined) });
+          } else if (o.kind === "netns") {
+            if (o.add) k.netnsAdd(o.ns);
+            else k.netnsDel(o.ns);
+          } else {
+            k.sysfsWrite(o.path, o.data);
+          }
+        } catch (e) {
+          assert.ok(e instanceof Error && "errno" in e, `unexpected ${String(e)}`);
+        }
+        const st = k.pci.sriov.get(k.pci.find("0000:01:00.0")!)!;
+        const n = st.numVFs;
+        assert.equal(k.pci.devices.length, 2 + n);
+        assert.equal(k.allNetdevs().filter((d) => d.name !== "lo").length, 1 + n);
+        assert.equal(m.bus.functions().length, 2 + n, "the device side agrees on the VF count");
+      }
+    }),
+    { numRuns: 25 },
+  );
+});
