@@ -323,7 +323,11 @@ function fail(status: number, qualifier: number, reason: string): DecodeFailure 
   return { ok: false, status, qualifier, reason };
 }
 
-/** Decodes the 24-byte header; a request shorter than that is an invalid command. */
+/**
+ * Decodes the 24-byte header; a request shorter than that is an invalid command here. (The vPF
+ * itself does not use this: src/virtio's admin transport reads a short header as zeros and hands
+ * the data to `decodeCommandData`.)
+ */
 export function decodeAdminHeader(bytes: Uint8Array): DecodeResult<AdminCmdHeader> {
   if (bytes.length < ADMIN_CMD_HEADER_LEN) {
     return fail(AdminStatus.EINVAL, AdminQualifier.INVALID_COMMAND, `request is ${bytes.length} bytes, header needs ${ADMIN_CMD_HEADER_LEN}`);
