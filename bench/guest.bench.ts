@@ -11,9 +11,7 @@ import { opsPerSecond } from "./harness.js";
 import { VirtualClock } from "../src/base/index.js";
 import { Nic } from "../src/nic/index.js";
 import { Host } from "../src/host/index.js";
-import { Vm } from "../src/vmm/vm.js";
-import { BackendPool } from "../src/vmm/pool.js";
-import { hostBackend, type VfBackend } from "../src/vmm/host-adapter.js";
+import { Vm, BackendPool, hostBackend, type VfBackend } from "../src/vmm/index.js";
 import { GuestKernel, iproute as ip } from "../src/guest/index.js";
 
 const VPF = "/sys/bus/pci/devices/0000:01:00.0";

@@ -8,12 +8,7 @@ import assert from "node:assert/strict";
 import { VirtualClock } from "../../src/base/index.js";
 import { Nic } from "../../src/nic/index.js";
 import { Host, runCommand } from "../../src/host/index.js";
-import { Vm } from "../../src/vmm/vm.js";
-import type { Vpf } from "../../src/vmm/vpf.js";
-import { BackendPool } from "../../src/vmm/pool.js";
-import { hostBackend, type VfBackend } from "../../src/vmm/host-adapter.js";
-import type { VmPolicy } from "../../src/vmm/policy.js";
-import { VdpaNetDevice } from "../../src/vmm/vdpa-net.js";
+import { Vm, BackendPool, hostBackend, VdpaNetDevice, type Vpf, type VfBackend, type VmPolicy } from "../../src/vmm/index.js";
 import { GuestKernel, SysError, iproute as ip } from "../../src/guest/index.js";
 
 const VPF = "/sys/bus/pci/devices/0000:01:00.0";
