@@ -302,3 +302,21 @@ test("a pool too short for the request: clean ENOMEM in the guest, nothing half-
   assert.equal(pool.available, 1);
   assert.equal(errnoOf(() => other.k.sysfsWrite(`${VPF}/sriov_numvfs`, "1")), "OK");
 });
+
+test("VF link state from the vPF reaches the vVF netdev's carrier through a configuration interrupt", () => {
+  const r = rig(2);
+  const pool = new BackendPool("p", r.backends.slice(1));
+  const g = guest("vm1", r.backends[0]!, pool);
+  g.k.sysfsWrite(`${VPF}/sriov_numvfs`, "1");
+  const eth0 = ifindex(g.k, "eth0");
+  const eth1 = ifindex(g.k, "eth1");
+  assert.equal(nl(g.k, ip.setLinkRequest(eth1, { up: true })).error, 0);
+  assert.equal(g.k.sysfsRead("/sys/class/net/eth1/operstate"), "up\n");
+  assert.equal(nl(g.k, ip.setVfRequest(eth0, 0, { state: 2 })).error, 0);
+  assert.equal(g.k.sysfsRead("/sys/class/net/eth1/carrier"), "0\n");
+  assert.equal(g.k.sysfsRead("/sys/class/net/eth1/operstate"), "down\n");
+  assert.equal(nl(g.k, ip.getLinkRequest("eth1", false)).links[0]!.operstate, 2, "IF_OPER_DOWN over rtnetlink too");
+  assert.equal(nl(g.k, ip.setVfRequest(eth0, 0, { state: 1 })).error, 0);
+  assert.equal(g.k.sysfsRead("/sys/class/net/eth1/carrier"), "1\n");
+  assert.equal(g.k.sysfsRead("/sys/class/net/eth1/operstate"), "up\n");
+});
