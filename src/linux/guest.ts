@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import type { PciPlatform } from "../pci/platform.js";
 import { defaultAssetDir, loadAssets, repoRoot, sha256Hex, type LinuxAssets } from "./assets.js";
-import { e820File, mcfgTable } from "./firmware.js";
+import { ECAM_BUSES, e820File, mcfgTable } from "./firmware.js";
 import { SerialConsole, type CommandResult } from "./console.js";
 import { LinuxError, LinuxErrorCode } from "./errors.js";
 import { buildInitramfs } from "./initramfs.js";
@@ -80,6 +80,8 @@ export class LinuxGuest {
           // The firmware files shape what the guest saw at boot (E820 map, MCFG).
           firmware: sha256Hex(e820File(memorySize)) + sha256Hex(mcfgTable()),
           platform: options.platformKey,
+          // What the power-on device model shows: a change in the model invalidates snapshots.
+          devices: platformFingerprint(options.platform),
         }),
       )
       .digest("hex")
@@ -153,6 +155,24 @@ export class LinuxGuest {
     this.console.close("shut down");
     await this.machine.destroy();
   }
+}
+
+/**
+ * A hash of the configuration space of every function the platform answers for at power-on, on
+ * the buses the ECAM window covers. Reads only (no side effects; VFs are absent at power-on).
+ */
+export function platformFingerprint(platform: PciPlatform): string {
+  const h = createHash("sha256");
+  for (let bus = 0; bus < ECAM_BUSES; bus++) {
+    for (let devfn = 0; devfn < 256; devfn++) {
+      if (platform.configRead(bus, devfn, 0, 2) === 0xffff) continue;
+      const bytes = new Uint8Array(4096);
+      const view = new DataView(bytes.buffer);
+      for (let off = 0; off < 4096; off += 4) view.setUint32(off, platform.configRead(bus, devfn, off, 4) >>> 0, true);
+      h.update(Uint8Array.of(bus, devfn)).update(bytes);
+    }
+  }
+  return h.digest("hex");
 }
 
 function readSnapshot(dir: string, key: string): { state: ArrayBuffer; meta: SnapshotMeta } | undefined {

@@ -15,7 +15,7 @@ export { RecordingPlatform, replayWrites, parseWriteLog } from "./recording-plat
 export type { PlatformWrite } from "./recording-platform.js";
 export { V86Machine, checkV86Bundle, checkV86Runtime, installedV86Version, PINNED_V86_VERSION, REQUIRED_BUNDLE_NAMES } from "./v86-adapter.js";
 export type { V86MachineOptions } from "./v86-adapter.js";
-export { LinuxGuest, DEFAULT_CMDLINE, DEFAULT_MEMORY_SIZE } from "./guest.js";
+export { LinuxGuest, DEFAULT_CMDLINE, DEFAULT_MEMORY_SIZE, platformFingerprint } from "./guest.js";
 export { VirtioSplitReadRepair, commonField } from "./virtio-width.js";
 export { makePfStubPlatform, PF_STUB_VENDOR, PF_STUB_DEVICE, PF_STUB_VF_DEVICE } from "./sriov-platform.js";
 export type { PfStubPlatform, PfStubOptions } from "./sriov-platform.js";

@@ -13,6 +13,7 @@ import { LinuxError } from "./errors.js";
 import { ECAM_BASE, ECAM_SIZE, e820File, mcfgTable } from "./firmware.js";
 import { MODULE_LOAD_ORDER, buildInitramfs, initScript } from "./initramfs.js";
 import { RecordingPlatform, parseWriteLog, replayWrites } from "./recording-platform.js";
+import { platformFingerprint } from "./guest.js";
 
 const ones = (w: AccessWidth): number => (w === 4 ? 0xffff_ffff : w === 2 ? 0xffff : 0xff);
 
@@ -285,6 +286,14 @@ test("recording platform: the logged writes rebuild the model's state", () => {
   const b = oneFunctionPlatform();
   replayWrites(b.platform, parseWriteLog(JSON.parse(JSON.stringify(log)))!);
   assert.deepEqual([...b.space.subarray(0, 0x200)], [...a.space.subarray(0, 0x200)].map((x, i) => (i >= 0x10 && i < 0x14 ? 0 : x)));
+});
+
+test("platform fingerprint: changes with the power-on config space, not with reads", () => {
+  const a = oneFunctionPlatform();
+  const f1 = platformFingerprint(a.platform);
+  assert.equal(platformFingerprint(a.platform), f1);
+  a.space[0x40] = 1;
+  assert.notEqual(platformFingerprint(a.platform), f1);
 });
 
 test("recording platform: a malformed log on disk is refused, never half-applied", () => {
