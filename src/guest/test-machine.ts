@@ -106,6 +106,10 @@ export class HubNetDevice implements VirtioDevice {
       ctx.signalUsed(2);
     }
   }
+  setMac(mac: Uint8Array): void {
+    this.mac = mac.slice();
+  }
+
   deliver(frame: Uint8Array): void {
     const ctx = this.ctx;
     const vq = ctx?.queues[0];
@@ -243,12 +247,13 @@ export class TestMachine {
       hdr.set(data, 24);
       return decodeAdminCommand(hdr);
     };
-    const cfg = (vf: number): VfConfig => {
+    // The registry checks the member before calling a handler; a VF without a record is
+    // answered as an invalid member all the same rather than thrown into the guest's MMIO write.
+    const noMember = { status: AdminStatus.EINVAL, qualifier: AdminQualifier.INVALID_MEMBER };
+    h("VF_GET_CONFIG", (vf) => {
       const c = this.vfConfigs.get(vf);
-      if (c === undefined) throw new RangeError(`no VF ${vf}`);
-      return c;
-    };
-    h("VF_GET_CONFIG", (vf) => ({ status: 0, result: encodeVfConfig(cfg(vf)) }));
+      return c === undefined ? noMember : { status: 0, result: encodeVfConfig(c) };
+    });
     h("VF_GET_STATS", (vf) => {
       const d = this.vfDevs.get(vf);
       const tx = BigInt(d?.txFrames ?? 0);
@@ -258,12 +263,13 @@ export class TestMachine {
       h(name, (vf, data, opcode) => {
         const r = decode(vf, opcode, data);
         if (!r.ok) return { status: r.status, qualifier: r.qualifier };
-        const c = cfg(vf);
+        const c = this.vfConfigs.get(vf);
+        if (c === undefined) return noMember;
         const v = r.value;
         switch (v.op) {
           case "set-mac":
             c.mac = v.mac;
-            if (this.vfDevs.get(vf) !== undefined) this.vfDevs.get(vf)!.mac = v.mac.slice();
+            this.vfDevs.get(vf)?.setMac(v.mac);
             break;
           case "set-vlan":
             if (this.opts.vlanAllow !== undefined && v.vlan !== 0 && !this.opts.vlanAllow.includes(v.vlan)) {
