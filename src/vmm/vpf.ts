@@ -96,7 +96,8 @@ export class Vpf {
   readonly pool: BackendPool<VfBackend>;
   readonly quota: number;
   readonly backend: VfBackend;
-  readonly stats = { enables: 0, enableFailures: 0, disables: 0, vfsBound: 0 };
+  /** cleanupErrors: undo/teardown steps that failed (and were skipped so the rest could run). */
+  readonly stats = { enables: 0, enableFailures: 0, disables: 0, vfsBound: 0, cleanupErrors: 0 };
   lastEnableFailure: EnableFailure | undefined;
   readonly #memory: GuestMemory;
   readonly #bus: PciBus;
@@ -228,15 +229,17 @@ export class Vpf {
         attached.push(slot.fn);
       }
     } catch (e) {
-      for (const fn of attached) this.#bus.detach(fn);
-      for (const i of bound) this.mediator.unbind(i);
+      // Undo in reverse order. Each step is guarded: this runs inside a guest register write,
+      // which must not end in an exception, and a failing step must not stop the others.
+      for (const fn of attached) this.#safely(() => this.#bus.detach(fn));
+      for (const i of bound) this.#safely(() => this.mediator.unbind(i));
       for (let i = 1; i <= bindings.length; i++) {
         const s = this.#slots[i - 1];
-        if (s !== undefined && s.device.backend === bindings[i - 1]!.handle) s.device.detachBackend();
+        if (s !== undefined && s.device.backend === bindings[i - 1]!.handle) this.#safely(() => s.device.detachBackend());
       }
-      for (const b of bindings) b.handle.close();
-      if (taken.length > 0) this.pool.give(this.#holder, taken);
-      this.#refuseEnable();
+      for (const b of bindings) this.#safely(() => b.handle.close());
+      if (taken.length > 0) this.#safely(() => this.pool.give(this.#holder, taken));
+      this.#safely(() => this.#refuseEnable());
       this.stats.enableFailures++;
       const code = e instanceof VmmError ? e.code : "VMM_BACKEND_FAILED";
       this.lastEnableFailure = { numVfs: n, code, message: e instanceof Error ? e.message : String(e) };
@@ -244,6 +247,15 @@ export class Vpf {
     }
     this.#bindings = bindings;
     this.stats.vfsBound += n;
+  }
+
+  /** Runs one clean-up step; a failing step is counted and skipped so the others still run. */
+  #safely(step: () => void): void {
+    try {
+      step();
+    } catch {
+      this.stats.cleanupErrors++;
+    }
   }
 
   /** Clears VF Enable as the device: the capability sees a write and disables its VFs. */
@@ -298,11 +310,11 @@ export class Vpf {
     this.stats.disables++;
     for (let i = 1; i <= bindings.length; i++) {
       const slot = this.#slots[i - 1]!;
-      if (this.#bus.ridOf(slot.fn) !== undefined) this.#bus.detach(slot.fn);
+      if (this.#bus.ridOf(slot.fn) !== undefined) this.#safely(() => this.#bus.detach(slot.fn));
       this.mediator.unbind(i);
-      slot.device.detachBackend();
+      this.#safely(() => slot.device.detachBackend());
     }
-    for (const b of bindings) b.handle.close();
+    for (const b of bindings) this.#safely(() => b.handle.close());
     this.pool.give(
       this.#holder,
       bindings.map((b) => b.backend),
