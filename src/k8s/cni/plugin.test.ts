@@ -281,3 +281,69 @@ test("installCniPlugin writes a vpf-sriov wrapper a runtime can find on CNI_PATH
   });
   assert.deepEqual(JSON.parse(out), { cniVersion: "1.1.0", supportedVersions: ["1.0.0", "1.1.0"] });
 });
+
+test("model-based: any sequence of ADD, DEL and pod deaths keeps one VF per pod, never disturbs a live pod, and DEL restores everything", async () => {
+  type Cmd = { kind: "add"; c: number; vf: number; ns: number; vlan: number } | { kind: "del"; c: number } | { kind: "kill"; ns: number };
+  const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+    fc.record({ kind: fc.constant("add" as const), c: fc.nat(3), vf: fc.nat(2), ns: fc.nat(2), vlan: fc.integer({ min: 1, max: 4094 }) }),
+    fc.record({ kind: fc.constant("del" as const), c: fc.nat(3) }),
+    fc.record({ kind: fc.constant("kill" as const), ns: fc.nat(2) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(cmd, { maxLength: 10 }), async (cmds) => {
+      const b = await cniBench(3, ["p0g0", "p1g0", "p2g0"]);
+      try {
+        const initial = [0, 1, 2].map((i) => ({ cfg: { ...b.kernel.vfConfig(PF_BDF, i)! }, link: { ...[...b.kernel.links.values()].find((l) => l.bdf === b.vf(i))! } }));
+        // Runtimes name namespaces uniquely: a pod slot gets a new generation when its pod dies.
+        const gen = [0, 0, 0];
+        const nsName = (ns: number): string => `p${ns}g${gen[ns]}`;
+        const live = new Map<number, { vf: number; ns: string; vlan: number }>();
+        const dead = new Map<number, string>(); // attachments whose pod died, DEL still to come
+        const run = (command: string, c: number, ns: string, conf: Json) => runCni({ ...b.env(command, `c${c}`, ""), CNI_NETNS: `/run/netns/${ns}` }, JSON.stringify(conf));
+        for (const k of cmds) {
+          if (k.kind === "add") {
+            if (live.has(k.c) || dead.has(k.c)) continue; // a runtime never ADDs an attachment twice without DEL
+            const held = [...live.values()].some((a) => a.vf === k.vf);
+            const nsTaken = [...live.values()].some((a) => a.ns === nsName(k.ns)); // one "net1" per namespace
+            const r = await run("ADD", k.c, nsName(k.ns), b.conf({ deviceID: b.vf(k.vf), vlan: k.vlan, ipam: undefined }));
+            assert.equal(r.exitCode === 0, !held && !nsTaken, r.stdout);
+            if (r.exitCode === 0) live.set(k.c, { vf: k.vf, ns: nsName(k.ns), vlan: k.vlan });
+          } else if (k.kind === "del") {
+            const ns = live.get(k.c)?.ns ?? dead.get(k.c) ?? nsName(0);
+            const r = await run("DEL", k.c, ns, b.conf({ ipam: undefined }));
+            assert.equal(r.exitCode, 0, r.stdout);
+            live.delete(k.c);
+            dead.delete(k.c);
+          } else {
+            const old = nsName(k.ns);
+            b.kernel.netnsDel(old);
+            for (const [c, a] of live) {
+              if (a.ns !== old) continue;
+              live.delete(c);
+              dead.set(c, old);
+            }
+            gen[k.ns]! += 1;
+            b.kernel.netnsAdd(nsName(k.ns));
+          }
+          const vfs = [...live.values()].map((a) => a.vf);
+          assert.equal(new Set(vfs).size, vfs.length, "one VF per pod");
+          for (const a of live.values()) {
+            assert.equal(b.kernel.vfConfig(PF_BDF, a.vf)!.vlan, a.vlan, "a live pod's VF keeps its settings");
+            assert.equal(b.kernel.linkByName("net1", a.ns)?.bdf, b.vf(a.vf));
+          }
+        }
+        for (const [c, a] of live) assert.equal((await run("DEL", c, a.ns, b.conf({ ipam: undefined }))).exitCode, 0);
+        for (const [c, ns] of dead) assert.equal((await run("DEL", c, ns, b.conf({ ipam: undefined }))).exitCode, 0);
+        for (let i = 0; i < 3; i++) {
+          assert.deepEqual(b.kernel.vfConfig(PF_BDF, i), initial[i]!.cfg);
+          const l = [...b.kernel.links.values()].find((x) => x.bdf === b.vf(i))!;
+          assert.deepEqual([l.name, l.netns, l.mac, l.mtu], [initial[i]!.link.name, null, initial[i]!.link.mac, initial[i]!.link.mtu]);
+        }
+        assert.deepEqual((await readdir(join(b.dir, "state")).catch(() => [])).filter((f) => f.endsWith(".json")), []);
+      } finally {
+        await b.close();
+      }
+    }),
+    { numRuns: 60 },
+  );
+});

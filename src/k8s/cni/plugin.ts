@@ -219,13 +219,18 @@ async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record
 }
 
 async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: GuestEndpointClient, loc: VfLocation, ns: string, namespaces: string[]): Promise<Record<string, unknown>> {
-  const alloc = await readJson(allocPath(conf.dataDir, loc.vf));
-  if (typeof alloc === "object" && alloc !== null) {
-    const holder = netnsName(String((alloc as Record<string, unknown>).netns));
+  const alloc = await readAlloc(conf.dataDir, loc.vf);
+  const rtnl = new Rtnl(client);
+  if (alloc !== undefined) {
+    const holder = netnsName(alloc.netns);
     if (holder !== undefined && namespaces.includes(holder)) {
       throw new K8sError("K8S_VF_BUSY", `VF ${loc.vf} is already allocated to namespace ${holder}`, { details: { vf: loc.vf, netns: holder } });
     }
-    await removeFile(allocPath(conf.dataDir, loc.vf)); // stale: its namespace is gone
+    // Stale: that pod's namespace died before its DEL. Put the VF back as that attachment found
+    // it, so what this ADD saves as "before" is the VF's own state, not the dead pod's settings.
+    const stale = await loadEntry(conf, alloc.containerId, alloc.ifname);
+    if (stale !== undefined && stale.deviceID === loc.vf) await restoreVf(client, rtnl, stale, undefined, undefined);
+    await removeFile(allocPath(conf.dataDir, loc.vf));
   }
   const undo: (() => Promise<void>)[] = [];
   // IPAM does not depend on the VF, so the delegate runs while the VF is being configured; its
@@ -240,7 +245,6 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
       await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin);
     });
   }
-  const rtnl = new Rtnl(client);
   try {
     const [vfNetdevs, pf, podFd] = await Promise.all([netdevsOf(client, loc.vf), rtnl.getLink(null, { name: loc.pfNetdev }, true), client.netnsOpen(ns)]);
     const vfNetdev = vfNetdevs[0];
@@ -331,7 +335,48 @@ async function cmdDel(env: CniEnv, conf: NetConf, stdin: string): Promise<void> 
   await release(entry, conf, ipamDel);
 }
 
-/** Gives a VF back: VF settings restored on the PF, netdev home with its name, MAC and MTU; state files removed. */
+interface AllocRecord {
+  readonly netns: string;
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+async function readAlloc(dataDir: string, bdf: string): Promise<AllocRecord | undefined> {
+  const v = await readJson(allocPath(dataDir, bdf));
+  if (typeof v !== "object" || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  return typeof o.netns === "string" && typeof o.containerId === "string" && typeof o.ifname === "string" ? { netns: o.netns, containerId: o.containerId, ifname: o.ifname } : undefined;
+}
+
+/**
+ * Puts a VF back as `entry`'s ADD found it: settings on the PF (the admin MAC always), the netdev
+ * out of the pod's namespace if it is still there (`ns` live), and, wherever it came back from
+ * (our move, or the kernel returning it when the namespace died), its name, MAC and MTU.
+ */
+async function restoreVf(client: GuestEndpointClient, rtnl: Rtnl, entry: CacheEntry, podNs: string | undefined, initFd: number | undefined): Promise<void> {
+  const pf = await rtnl.getLink(null, { name: entry.pfNetdev });
+  await rtnl.setLink(null, pf.index, { vf: nl.vfSetInfo(entry.vfIndex, restoring(entry.orig, entry.applied)) });
+  if (podNs !== undefined && initFd !== undefined) {
+    let pod: { index: number } | undefined;
+    try {
+      pod = await rtnl.getLink(podNs, { name: entry.ifname });
+    } catch (e) {
+      if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
+    }
+    if (pod !== undefined) await rtnl.setLink(podNs, pod.index, { netNsFd: initFd, ifname: entry.vfNetdev }, 0, nl.Iff.UP);
+  }
+  const home = (await netdevsOf(client, entry.deviceID))[0];
+  if (home === undefined) return;
+  const l = await rtnl.getLink(null, { name: home });
+  const c: { ifname?: string; address?: string; mtu?: number } = {};
+  if (home !== entry.vfNetdev) c.ifname = entry.vfNetdev;
+  if (entry.vfMac !== null && entry.vfMac !== l.mac) c.address = entry.vfMac;
+  if (entry.vfMtu !== null && entry.vfMtu !== l.mtu) c.mtu = entry.vfMtu;
+  // A rename needs the link down (dev_change_name refuses a running device).
+  if (Object.keys(c).length > 0) await rtnl.setLink(null, l.index, c, 0, l.up && c.ifname !== undefined ? nl.Iff.UP : 0);
+}
+
+/** Gives a VF back (restoreVf), releases the address, removes the state files. */
 async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<void>): Promise<void> {
   const client = await GuestEndpointClient.connect(entry.guestEndpoint);
   try {
@@ -341,42 +386,21 @@ async function release(entry: CacheEntry, conf: NetConf, ipamDel: () => Promise<
       ipamP.catch(() => undefined);
       const rtnl = new Rtnl(client);
       const ns = netnsName(entry.netns);
-      const [located, namespaces, initFd] = await Promise.all([
+      const [located, namespaces, initFd, alloc] = await Promise.all([
         locateVf(client, entry.deviceID).catch((e: unknown) => {
           if (e instanceof K8sError && e.code === "K8S_NOT_A_VF") return undefined; // the VF is gone (VFs disabled)
           throw e;
         }),
         client.netnsList(),
         client.netnsOpen(null),
+        readAlloc(conf.dataDir, entry.deviceID),
       ]);
-      if (located !== undefined) {
-        const pf = await rtnl.getLink(null, { name: entry.pfNetdev });
-        await rtnl.setLink(null, pf.index, { vf: nl.vfSetInfo(entry.vfIndex, restoring(entry.orig, entry.applied)) });
-        if (ns !== undefined && namespaces.includes(ns)) {
-          let pod: { index: number } | undefined;
-          try {
-            pod = await rtnl.getLink(ns, { name: entry.ifname });
-          } catch (e) {
-            if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
-          }
-          if (pod !== undefined) await rtnl.setLink(ns, pod.index, { netNsFd: initFd, ifname: entry.vfNetdev }, 0, nl.Iff.UP);
-        }
-        // Wherever it came back from (our move, or the kernel returning it when the namespace
-        // died), put name, MAC and MTU back as ADD found them.
-        const home = (await netdevsOf(client, entry.deviceID))[0];
-        if (home !== undefined) {
-          const l = await rtnl.getLink(null, { name: home });
-          const c: { ifname?: string; address?: string; mtu?: number } = {};
-          if (home !== entry.vfNetdev) c.ifname = entry.vfNetdev;
-          if (entry.vfMac !== null && entry.vfMac !== l.mac) c.address = entry.vfMac;
-          if (entry.vfMtu !== null && entry.vfMtu !== l.mtu) c.mtu = entry.vfMtu;
-          // A rename needs the link down (dev_change_name refuses a running device).
-          if (Object.keys(c).length > 0) await rtnl.setLink(null, l.index, c, 0, l.up && c.ifname !== undefined ? nl.Iff.UP : 0);
-        }
-      }
+      // After this attachment's pod died, another pod may have been given the VF (ADD took
+      // over the stale allocation and restored the VF first); then the VF is not ours to touch.
+      const ours = alloc === undefined || (alloc.containerId === entry.containerId && alloc.ifname === entry.ifname);
+      if (located !== undefined && ours) await restoreVf(client, rtnl, entry, ns !== undefined && namespaces.includes(ns) ? ns : undefined, initFd);
       await ipamP;
-      const alloc = await readJson(allocPath(conf.dataDir, entry.deviceID));
-      if (typeof alloc === "object" && alloc !== null && (alloc as Record<string, unknown>).containerId === entry.containerId) await removeFile(allocPath(conf.dataDir, entry.deviceID));
+      if (alloc !== undefined && alloc.containerId === entry.containerId && alloc.ifname === entry.ifname) await removeFile(allocPath(conf.dataDir, entry.deviceID));
       await removeFile(cachePath(conf.dataDir, entry.containerId, entry.ifname));
     });
   } finally {
