@@ -93,9 +93,3 @@ export function guestErrnoName(value: number): GuestErrnoName | undefined {
   for (const [k, v] of Object.entries(GuestErrno)) if (v === value) return k as GuestErrnoName;
   return undefined;
 }
-
-/**
- * A fault inside the guest kernel that is not a user-visible errno: a device that broke its
- * contract (a ring that never completes, a capability pointing outside config space).
- */
-export class GuestKernelError extends VpfError {}

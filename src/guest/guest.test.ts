@@ -543,3 +543,17 @@ test("property: any sequence of user operations keeps PCI, netdevs and the devic
     { numRuns: 25 },
   );
 });
+
+test("guest RAM too small for every VF's rings: those probes fail with ENOMEM, the enable itself succeeds", () => {
+  const m = new TestMachine();
+  // Room for the PF and about two VFs' DMA arenas.
+  const k = GuestKernel.boot({ platform: m.platform, memory: m.memory }, { dmaBase: 0x100000, dmaSize: 1024 * 1024 });
+  k.sysfsWrite(`${PF}/sriov_numvfs`, "8");
+  assert.equal(k.sysfsRead(`${PF}/sriov_numvfs`), "8\n");
+  const bound = k.pci.devices.filter((d) => d.isVirtfn && k.pci.bound.has(d)).length;
+  assert.ok(bound >= 1 && bound < 8, `${bound} VFs bound`);
+  assert.equal(k.allNetdevs().filter((d) => d.name !== "lo").length, 1 + bound);
+  k.sysfsWrite(`${PF}/sriov_numvfs`, "0");
+  k.sysfsWrite(`${PF}/sriov_numvfs`, "2");
+  assert.equal(k.allNetdevs().filter((d) => d.name !== "lo").length, 3, "memory came back with the removed VFs");
+});

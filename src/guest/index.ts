@@ -1,8 +1,8 @@
 export { GuestKernel } from "./kernel.js";
 export type { GuestMachine, GuestKernelOptions } from "./kernel.js";
-export { SysError, GuestKernelError, GuestErrno, guestErrnoName, sysErr } from "./errors.js";
+export { SysError, GuestErrno, guestErrnoName, sysErr } from "./errors.js";
 export type { GuestErrnoName } from "./errors.js";
-export { PciDev, pciName, PciEnumerationError } from "./pci.js";
+export { PciDev, pciName } from "./pci.js";
 export type { PciBar } from "./pci.js";
 export { PciCore, kstrtou16, kstrtobool, virtfnBus, virtfnDevfn, PAGE_SIZE } from "./pci-core.js";
 export type { PciDriver, SriovState, Uevent, UeventAction } from "./pci-core.js";

@@ -7,7 +7,6 @@
  * program bridge windows, and enable ARI forwarding on a bridge whose child has the ARI capability.
  */
 import type { AccessWidth, PciPlatform } from "../pci/platform.js";
-import { GuestKernelError } from "./errors.js";
 
 export const PCI_CAP_ID_PM = 0x01;
 export const PCI_CAP_ID_MSI = 0x05;
@@ -257,8 +256,6 @@ export function writeBarAddress(dev: PciDev, reg: number, is64: boolean, address
   dev.write32(reg, ((address >>> 0) & 0xfffffff0) | (cur & 0xf));
   if (is64) dev.write32(reg + 4, Math.floor(address / 0x1_0000_0000) >>> 0);
 }
-
-export class PciEnumerationError extends GuestKernelError {}
 
 export interface EnumerationResult {
   readonly devices: PciDev[];

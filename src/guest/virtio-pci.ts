@@ -4,7 +4,7 @@
  * features, programs MSI-X vectors, sets up queues (and the admin queue, virtio 1.3 §2.12), and
  * implements sriov_configure with Linux's checks (reference/pci-sriov.md §10).
  */
-import type { GuestAllocator, GuestMemory } from "../memory/index.js";
+import { GuestMemoryError, type GuestAllocator, type GuestMemory } from "../memory/index.js";
 import { sysErr } from "./errors.js";
 import { type InterruptController, MsixTable } from "./irq.js";
 import { PCI_CAP_ID_VNDR, PCI_EXT_CAP_ID_SRIOV, type PciDev } from "./pci.js";
@@ -322,7 +322,14 @@ export class VirtioPciDriver implements PciDriver {
     // virtio index: ida_alloc, the lowest free number.
     let index = 0;
     while (this.#usedIndexes.has(index)) index++;
-    const vdev = new VirtioPciDevice(dev, index, this.memory, this.alloc, this.irq);
+    let vdev: VirtioPciDevice;
+    try {
+      vdev = new VirtioPciDevice(dev, index, this.memory, this.alloc, this.irq);
+    } catch (e) {
+      // Guest RAM for rings exhausted: the probe fails with -ENOMEM, the device stays unbound.
+      if (e instanceof GuestMemoryError) throw sysErr("ENOMEM", `${dev.name}: no DMA memory for the device`);
+      throw e;
+    }
     this.#usedIndexes.add(index);
     this.devices.set(dev, vdev);
     this.events.onVirtioAdd(vdev);
@@ -340,6 +347,7 @@ export class VirtioPciDriver implements PciDriver {
         } catch (e) {
           vdev.addStatus(VIRTIO_STATUS_FAILED);
           vdev.teardown();
+          if (e instanceof GuestMemoryError) throw sysErr("ENOMEM", `${dev.name}: no DMA memory for the driver`);
           throw e;
         }
       }
