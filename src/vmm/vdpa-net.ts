@@ -228,7 +228,13 @@ export class VdpaNetDevice implements VirtioDevice {
     const h = this.#handle;
     if (h === undefined || !this.#active) return;
     this.stats.kicks++;
-    h.kick(this.#backendQueue(q));
+    try {
+      h.kick(this.#backendQueue(q));
+    } catch (e) {
+      // A doorbell is a guest write: whatever the backend says, it must not escape as an exception.
+      this.lastError = e instanceof Error ? e.message : String(e);
+      this.#transport?.needsReset(`vhost-vdpa backend refused a kick: ${this.lastError}`);
+    }
   }
 
   reset(): void {
