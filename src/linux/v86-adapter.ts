@@ -175,6 +175,8 @@ export interface V86MachineOptions {
   readonly onSerialByte: (byte: number) => void;
 }
 
+/** Loading wasm and the images takes well under a second; this only bounds a broken install. */
+const LOAD_TIMEOUT_MS = 60_000;
 /** v86 dispatches MMIO per 128 KiB block (src/const.js MMAP_BLOCK_BITS). */
 const MMAP_BLOCK_BITS = 17;
 /** Local APIC Interrupt Command Register, low dword, and its fields (Intel SDM Vol. 3A §11.6.1). */
@@ -225,26 +227,40 @@ export class V86Machine {
       disable_mouse: true,
       ...(options.initialState === undefined ? {} : { initial_state: { buffer: options.initialState } }),
     });
-    await new Promise<void>((resolve) => emulator.add_listener("emulator-loaded", () => resolve()));
-    const cpu = checkV86Runtime(emulator);
-    const machine = new V86Machine(emulator, cpu);
-    machine.installFirmwareFiles();
-    machine.installAcpiFix();
-    const router = new ConfigRouter(machine.nativeBus(), options.platform);
-    const shadowed = router.shadowedDevfns();
-    if (shadowed.length > 0) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new LinuxError(LinuxErrorCode.bootTimeout, `v86 did not load within ${LOAD_TIMEOUT_MS} ms (wasm or BIOS images)`)),
+          LOAD_TIMEOUT_MS,
+        );
+        emulator.add_listener("emulator-loaded", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const cpu = checkV86Runtime(emulator);
+      const machine = new V86Machine(emulator, cpu);
+      machine.installFirmwareFiles();
+      machine.installAcpiFix();
+      const router = new ConfigRouter(machine.nativeBus(), options.platform);
+      const shadowed = router.shadowedDevfns();
+      if (shadowed.length > 0) {
+        throw new LinuxError(
+          LinuxErrorCode.devfnConflict,
+          `the platform has functions at ${shadowed.map(formatDevfn).join(", ")}, where v86 has its own; move them (v86 occupies ${machine.nativeDevfns().map(formatDevfn).join(", ")})`,
+          { details: { shadowed } },
+        );
+      }
+      machine.installPciRouting(router, options.platform);
+      machine.installMsiDelivery(options.platform);
+      emulator.add_listener("serial0-output-byte", options.onSerialByte);
+      await emulator.run();
+      return machine;
+    } catch (e) {
+      // Leave no emulator (and its timers) behind: the process must be able to exit.
       await emulator.destroy();
-      throw new LinuxError(
-        LinuxErrorCode.devfnConflict,
-        `the platform has functions at ${shadowed.map(formatDevfn).join(", ")}, where v86 has its own; move them (v86 occupies ${machine.nativeDevfns().map(formatDevfn).join(", ")})`,
-        { details: { shadowed } },
-      );
+      throw e;
     }
-    machine.installPciRouting(router, options.platform);
-    machine.installMsiDelivery(options.platform);
-    emulator.add_listener("serial0-output-byte", options.onSerialByte);
-    await emulator.run();
-    return machine;
   }
 
   /** fw_cfg files SeaBIOS reads at POST (only matters on a cold boot; harmless on restore). */

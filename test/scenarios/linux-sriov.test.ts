@@ -6,7 +6,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { LinuxGuest, loadAssets, type LinuxAssets } from "../../src/linux/index.js";
+import { LinuxError, LinuxGuest, loadAssets, type LinuxAssets } from "../../src/linux/index.js";
 import { makePfStubPlatform, type PfStubPlatform } from "../../src/linux/sriov-platform.js";
 
 const PF = "/sys/bus/pci/devices/0000:00:03.0";
@@ -114,4 +114,13 @@ test("a restored snapshot brings back the same guest and device state in seconds
   assert.equal((await guest.run(`echo 3 > ${PF}/sriov_numvfs`)).status, 0);
   assert.deepEqual(platform.events, ["enabled 3 at 00:03.1,00:03.2,00:03.3"]);
   assert.equal((await guest.run(`echo 0 > ${PF}/sriov_numvfs`)).status, 0);
+});
+
+test("a platform function where v86 has its own is refused before the guest runs", async () => {
+  // 00:07.0 is v86's ACPI function (PIIX4 PM).
+  const clash = makePfStubPlatform({ devfn: 0x38 });
+  await assert.rejects(
+    LinuxGuest.start({ platform: clash.bus, platformKey: clash.platformKey, assets, snapshotDir: false }),
+    (e: unknown) => e instanceof LinuxError && e.code === "LINUX_DEVFN_CONFLICT" && /00:07\.0/.test(e.message),
+  );
 });
