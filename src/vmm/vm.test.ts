@@ -594,3 +594,26 @@ test("the vPF's own data plane is its host VF: a frame from the vPF reaches a vV
   assert.deepEqual(g.memory.read(rxBuf + 12, frame.length), frame);
   assert.equal(w.host.getVfInfo(w.pf).vfs[0]!.stats?.txPackets, 1n, "sent by the vPF's host VF");
 });
+
+test("property: random guest MMIO writes into the vPF's and a vVF's BARs never throw out of the VM", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 0x3fff }), fc.constantFrom<1 | 2 | 4>(1, 2, 4), fc.integer({ min: 0, max: 0xffff_ffff })), { maxLength: 40 }),
+      (writes) => {
+        const w = world(1);
+        const { sriov } = vpfUp(w);
+        enableVfs(w, sriov, 1);
+        const g = w.guest;
+        g.virtioUp(1, 1, { want: WANT, barOf: (i) => g.vfBarAddress(1, 0, sriov, i, 1) });
+        const bases = [g.barAddress(1, 0, 4), g.vfBarAddress(1, 0, sriov, 4, 1)];
+        for (const [vf, off, width, value] of writes) {
+          const o = off - (off % width);
+          g.mmioWrite(bases[vf ? 1 : 0]! + o, width, value % 2 ** (8 * width));
+          g.mmioRead(bases[vf ? 1 : 0]! + o, width);
+        }
+        assert.equal(w.pool.heldBy("vm1"), (g.read(1, 0, sriov + 0x08, 2) & 1) === 1 ? 1 : 0);
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
