@@ -44,6 +44,17 @@ async function kubeletInode(dir: string): Promise<number | undefined> {
   }
 }
 
+// Signals are caught from the start: a SIGTERM that arrives while registering still ends the
+// plugin cleanly (sockets removed), after start() has finished.
+let shutdown: (() => void) | undefined;
+let stopping = false;
+const onSignal = (): void => {
+  stopping = true;
+  shutdown?.();
+};
+process.once("SIGTERM", onSignal);
+process.once("SIGINT", onSignal);
+
 try {
   const config = parseDevicePluginConfig(await readFile(values["config-file"], "utf8"), values["resource-prefix"]);
   const rescanMs = Number(values["rescan-ms"]);
@@ -74,14 +85,14 @@ try {
       }
     })();
   }, rescanMs);
-  const stop = (): void => {
+  shutdown = (): void => {
+    shutdown = undefined;
     clearInterval(timer);
     void plugin.stop().then(() => {
       if (sysfs instanceof GuestEndpointClient) sysfs.close();
     });
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  if (stopping) shutdown();
 } catch (e) {
   die(e);
 }
