@@ -557,3 +557,21 @@ test("guest RAM too small for every VF's rings: those probes fail with ENOMEM, t
   k.sysfsWrite(`${PF}/sriov_numvfs`, "2");
   assert.equal(k.allNetdevs().filter((d) => d.name !== "lo").length, 3, "memory came back with the removed VFs");
 });
+
+test("sysfs directory caching: a listener reading sysfs in the middle of a change never leaves a stale tree", () => {
+  const { k } = boot();
+  const s = k.sysfs();
+  const seenDuring: string[][] = [];
+  k.onUevent((e) => {
+    if (e.subsystem === "pci") seenDuring.push(s.list("/sys/class/net"));
+  });
+  s.write(`${PF}/sriov_numvfs`, "3");
+  assert.deepEqual(s.list("/sys/class/net"), ["eth0", "eth1", "eth2", "eth3", "lo"]);
+  assert.equal(s.readlink(`${PF}/virtfn2`), "../0000:01:00.3");
+  s.write(`${PF}/sriov_numvfs`, "0");
+  assert.deepEqual(s.list("/sys/class/net"), ["eth0", "lo"]);
+  assert.equal(errno(() => s.readlink(`${PF}/virtfn0`)), "ENOENT");
+  assert.ok(seenDuring.length > 0);
+  k.renameDevice(k.initNs.byName("eth0")!, "uplink0");
+  assert.deepEqual(s.list("/sys/class/net"), ["lo", "uplink0"]);
+});

@@ -52,6 +52,9 @@ export class GuestKernel implements RtnlKernel {
   readonly netdevParent = new Map<NetDevice, VirtioPciDevice>();
   #nextPid = 100;
   #halted = false;
+  /** Bumped by every uevent and namespace change: sysfs rebuilds its directories only then. */
+  generation = 0;
+  readonly #sysfsRoots = new Map<NetNamespace, SysfsView>();
 
   private constructor(machine: GuestMachine, opts: GuestKernelOptions) {
     this.memory = machine.memory;
@@ -102,6 +105,7 @@ export class GuestKernel implements RtnlKernel {
     if (this.#halted) return;
     this.#halted = true;
     this.pci.removeAll();
+    this.generation++;
   }
 
   onUevent(fn: (e: Uevent) => void): void {
@@ -109,6 +113,7 @@ export class GuestKernel implements RtnlKernel {
   }
 
   #emit(e: Uevent): void {
+    this.generation++;
     this.uevents.push(e);
     // Keep the last 4096..8192 events; trimming in one go keeps emit O(1) amortised.
     if (this.uevents.length > 8192) this.uevents.splice(0, this.uevents.length - 4096);
@@ -152,6 +157,7 @@ export class GuestKernel implements RtnlKernel {
     if (name.length === 0 || name.length > 255 || name.includes("/") || name === "." || name === "..") throw sysErr("EINVAL", `invalid netns name ${JSON.stringify(name)}`);
     if (this.#namespaces.has(name)) throw sysErr("EEXIST", `network namespace ${name} exists`);
     this.#newNs(name, this.#nextPid++);
+    this.generation++;
   }
 
   /**
@@ -168,6 +174,8 @@ export class GuestKernel implements RtnlKernel {
     }
     this.#namespaces.delete(name);
     this.#stacks.delete(ns);
+    this.#sysfsRoots.delete(ns);
+    this.generation++;
   }
 
   stack(ns: string | null = null): IpStack {
@@ -293,7 +301,13 @@ export class GuestKernel implements RtnlKernel {
 
   /** sysfs as a process in namespace `ns` sees it. */
   sysfs(ns: string | null = null): SysfsView {
-    return new SysfsView(buildSysfs(this, this.namespace(ns)));
+    const n = this.namespace(ns);
+    let v = this.#sysfsRoots.get(n);
+    if (v === undefined) {
+      v = new SysfsView(buildSysfs(this, n));
+      this.#sysfsRoots.set(n, v);
+    }
+    return v;
   }
 
   sysfsRead(path: string): string {
@@ -316,7 +330,11 @@ export class GuestKernel implements RtnlKernel {
 
   /** One rtnetlink request datagram in, the reply messages out. */
   netlink(request: Uint8Array, ctx: NetlinkContext = {}): Uint8Array[] {
-    return this.rtnl.handle(request, ctx);
+    try {
+      return this.rtnl.handle(request, ctx);
+    } finally {
+      this.generation++;
+    }
   }
 
   /** Reaps every receive queue (a platform that raises MSI-X never needs this). */

@@ -8,7 +8,7 @@ import type { GuestKernel } from "./kernel.js";
 import { ARPHRD_LOOPBACK, type NetDevice, type NetNamespace } from "./netdev.js";
 import type { PciDev } from "./pci.js";
 import { kstrtobool } from "./pci-core.js";
-import { dir, link, relativeLink, ro, rw, type SysNode, wo } from "./sysfs.js";
+import { link, memoDir, relativeLink, ro, rw as rwNode, type SysNode, wo as woNode } from "./sysfs.js";
 import type { VirtioPciDevice } from "./virtio-pci.js";
 
 const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, "0")}\n`;
@@ -22,6 +22,20 @@ function entries(list: [string, SysNode][]): Map<string, SysNode> {
 }
 
 export function buildSysfs(k: GuestKernel, ns: NetNamespace): SysNode {
+  const dir = (entries: () => Map<string, SysNode>): SysNode => memoDir(() => k.generation, entries);
+  // Every store may reshape the tree (VFs, drivers, netdevs): the generation moves after it too,
+  // so a directory read from a uevent listener in the middle of the change is not kept.
+  const rw = (read: () => string, write: (data: string) => void): SysNode => rwNode(read, after(write));
+  const wo = (write: (data: string) => void): SysNode => woNode(after(write));
+  const after =
+    (write: (data: string) => void) =>
+    (data: string): void => {
+      try {
+        write(data);
+      } finally {
+        k.generation++;
+      }
+    };
   const visible = (nd: NetDevice): boolean => nd.ns === ns;
   const netdevsOfVirtio = (v: VirtioPciDevice): NetDevice[] => {
     const nd = k.virtioNet.instances.get(v)?.netdev;

@@ -20,6 +20,27 @@ export type SysNode =
 export function dir(entries: () => Map<string, SysNode>): SysNode {
   return { kind: "dir", entries };
 }
+/**
+ * A directory whose entries are rebuilt only when `generation()` changes. The kernel bumps its
+ * generation with every uevent (every add, remove, bind, unbind, move), which are exactly the
+ * events that change sysfs' shape; file contents stay live because they are read on access.
+ */
+export function memoDir(generation: () => number, entries: () => Map<string, SysNode>): SysNode {
+  let gen = -1;
+  let cache = new Map<string, SysNode>();
+  return {
+    kind: "dir",
+    entries: () => {
+      const g = generation();
+      if (g !== gen) {
+        cache = entries();
+        gen = g;
+      }
+      return cache;
+    },
+  };
+}
+
 export function ro(read: () => string | Uint8Array): SysNode {
   return { kind: "file", read };
 }
