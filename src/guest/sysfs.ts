@@ -3,7 +3,8 @@
  * /sys/devices/pci0000:00/<bridge>/<BDF> with vendor, device, class, config, the sriov_* files,
  * virtfnN / physfn / driver links and the virtio nesting <BDF>/virtioN/net/<ifname>;
  * /sys/bus/pci/devices and drivers, /sys/bus/virtio, /sys/class/net. The tree is generated from
- * kernel state on every lookup, so it can never disagree with it. Network entries are filtered by
+ * kernel state; directories are rebuilt whenever the kernel's generation moves (every uevent,
+ * store and netlink request), and files are read live, so it cannot disagree with the kernel. Network entries are filtered by
  * the namespace the view belongs to, as a sysfs mounted in that namespace shows them.
  *
  * Errors are Linux's: ENOENT (missing), ENOTDIR (a file used as a directory), EISDIR (reading or
