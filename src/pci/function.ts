@@ -91,6 +91,12 @@ export interface CapabilityInfo {
 }
 
 type WriteHook = (offset: number, width: AccessWidth) => readonly PciEffect[] | undefined;
+/**
+ * Runs before a configuration read that touches the hook's bytes, with the access as the guest
+ * made it. It stores the current value of the bytes its capability owns (ConfigSpace.poke); the
+ * generic read then assembles the answer, so an access spanning hooked and plain bytes reads both.
+ */
+export type ConfigReadHook = (offset: number, width: AccessWidth) => void;
 type ResetHook = () => readonly PciEffect[] | undefined;
 
 interface Region {
@@ -191,6 +197,8 @@ export class PciFunction {
   readonly #regions: Region[][] = [[], [], [], [], [], []];
   readonly #caps: CapabilityInfo[] = [];
   readonly #writeHooks: { start: number; end: number; hook: WriteHook }[] = [];
+  // Undefined until a capability registers a read hook: configRead's fast path tests only this.
+  #readHooks: { start: number; end: number; hook: ConfigReadHook }[] | undefined;
   readonly #resetHooks: ResetHook[] = [];
   readonly #attached: object[] = [];
   #msiSink: MsiSink | undefined;
@@ -271,7 +279,22 @@ export class PciFunction {
 
   // ---------------------------------------------------------------- configuration access
 
+  /**
+   * A guest configuration read. Without read hooks it is the plain register read; with them, the
+   * hooks of touched bytes run first (QEMU's config_read override: a capability supplies the
+   * value of its bytes at read time), then the same read.
+   */
   configRead(offset: number, width: AccessWidth): number {
+    // Kept this small so that the JIT inlines it: the hooked path lives in its own method.
+    if (this.#readHooks === undefined) return this.config.read(offset, width);
+    return this.#hookedRead(this.#readHooks, offset, width);
+  }
+
+  #hookedRead(hooks: readonly { start: number; end: number; hook: ConfigReadHook }[], offset: number, width: AccessWidth): number {
+    if (this.config.inRange(offset, width)) {
+      const end = offset + width;
+      for (const h of hooks) if (h.start < end && offset < h.end) h.hook(offset, width);
+    }
     return this.config.read(offset, width);
   }
 
@@ -310,6 +333,18 @@ export class PciFunction {
   /** Runs `hook` after any write touching [offset, offset + length). For capabilities. */
   onConfigWrite(offset: number, length: number, hook: WriteHook): void {
     this.#writeHooks.push({ start: offset, end: offset + length, hook });
+  }
+  /**
+   * Runs `hook` before any configuration read touching [offset, offset + length), so the
+   * capability can store the current value of its bytes (e.g. virtio's PCI_CFG window, which
+   * reads a BAR register into pci_cfg_data). For capabilities; the range must be in the space.
+   * Functions without read hooks keep the plain read path.
+   */
+  onConfigRead(offset: number, length: number, hook: ConfigReadHook): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || length <= 0 || offset < 0 || offset + length > this.config.size) {
+      throw new PciError("PCI_BAD_ARGUMENT", `read hook range ${offset}+${length} outside ${this.config.size}-byte configuration space`, { offset, length });
+    }
+    (this.#readHooks ??= []).push({ start: offset, end: offset + length, hook });
   }
   /** Runs `hook` after the registers are restored by reset(). For capabilities. */
   onReset(hook: ResetHook): void {

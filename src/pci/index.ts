@@ -5,7 +5,7 @@ export { ConfigSpace, CONFIG_SPACE_SIZE, EXPRESS_CONFIG_SPACE_SIZE, allOnes } fr
 export { PciFunction, barEncoding, decodeBarAddress } from "./function.js";
 export type {
   PciEffect, PowerState, BarKind, BarSpec, BarRegionHandler, MsiSink, PciFunctionOptions, VfParent, VfParentLink,
-  CapabilityInfo,
+  CapabilityInfo, ConfigReadHook,
 } from "./function.js";
 export { PciExpressCapability, PCI_EXP_SIZEOF_V2 } from "./express.js";
 export type { PcieDeviceType, PciExpressOptions } from "./express.js";
