@@ -40,6 +40,11 @@ export {
   VIRTIO_PCI_MSIX_TABLE_OFFSET,
   VIRTIO_PCI_MSIX_PBA_OFFSET,
   VIRTIO_PCI_MAX_VECTORS,
+  VIRTIO_PCI_CAP_BAR,
+  VIRTIO_PCI_CAP_OFFSET,
+  VIRTIO_PCI_CAP_LENGTH,
+  VIRTIO_PCI_CFG_DATA,
+  VIRTIO_PCI_CFG_CAP_SIZE,
 } from "./pci-transport.js";
 export type { QueueInfo, TransportEvent, TransportStats, VirtioPciTransportOptions } from "./pci-transport.js";
 export { VirtioNet, VirtioNetError, LoopbackBackend, backendPair } from "./net.js";

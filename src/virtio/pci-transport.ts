@@ -10,6 +10,9 @@
  *   0x2000  notifications          (queue q at 0x2000 + q * 4: notify_off = q, multiplier 4)
  *   0x3000  MSI-X table, 0x3800 PBA (served by src/pci's MsixCapability)
  *
+ * A fifth capability (VIRTIO_PCI_CAP_PCI_CFG, §4.1.4.9) is a window in configuration space onto
+ * those structures, for software that cannot map the BAR.
+ *
  * 16 KiB in all, so a VF BAR of 16 KiB holds a vVF's registers too.
  *
  * The transport owns the device status state machine, feature negotiation, queue configuration,
@@ -64,6 +67,7 @@ import {
   VIRTIO_PCI_CAP_DEVICE_CFG,
   VIRTIO_PCI_CAP_ISR_CFG,
   VIRTIO_PCI_CAP_NOTIFY_CFG,
+  VIRTIO_PCI_CAP_PCI_CFG,
   VIRTIO_PCI_ISR_CONFIG,
   VIRTIO_PCI_ISR_QUEUE,
   VIRTIO_RING_F_EVENT_IDX,
@@ -90,6 +94,15 @@ export const VIRTIO_PCI_MSIX_TABLE_OFFSET = 0x3000;
 export const VIRTIO_PCI_MSIX_PBA_OFFSET = 0x3800;
 /** The MSI-X table fits 0x800 bytes: 128 vectors of 16 bytes. */
 export const VIRTIO_PCI_MAX_VECTORS = 128;
+
+// struct virtio_pci_cap (§4.1.4): cap_vndr, cap_next, cap_len, cfg_type, bar, id, padding[2],
+// le32 offset, le32 length; struct virtio_pci_cfg_cap (§4.1.4.9) adds u8 pci_cfg_data[4].
+export const VIRTIO_PCI_CAP_BAR = 4;
+export const VIRTIO_PCI_CAP_OFFSET = 8;
+export const VIRTIO_PCI_CAP_LENGTH = 12;
+export const VIRTIO_PCI_CFG_DATA = 16;
+/** Bytes of struct virtio_pci_cfg_cap. */
+export const VIRTIO_PCI_CFG_CAP_SIZE = 20;
 
 /** The negotiated configuration of one queue, as an external data plane needs it. */
 export interface QueueInfo {
@@ -126,6 +139,11 @@ export interface TransportStats {
   queueWritesIgnored: number;
   /** Register accesses of the wrong width or offset. */
   badAccesses: number;
+  /**
+   * pci_cfg_data accesses ignored because cap.bar/offset/length do not name 1, 2 or 4 aligned
+   * bytes inside a structure of another virtio capability (§4.1.4.9.2).
+   */
+  pciCfgIgnored: number;
   /** Notifications for no queue, before DRIVER_OK, or without Bus Master Enable. */
   badNotifications: number;
   needsReset: number;
@@ -185,11 +203,15 @@ export class VirtioPciTransport {
   readonly admin: AdminCommandRegistry | undefined;
   readonly adminQueueIndex: number;
   readonly stats: TransportStats = {
-    invalidStatusWrites: 0, featuresRefused: 0, featureWritesIgnored: 0, queueWritesIgnored: 0, badAccesses: 0,
+    invalidStatusWrites: 0, featuresRefused: 0, featureWritesIgnored: 0, queueWritesIgnored: 0, badAccesses: 0, pciCfgIgnored: 0,
     badNotifications: 0, needsReset: 0, deviceErrors: 0, resets: 0, interruptsSent: 0, interruptsPending: 0, interruptsDropped: 0,
   };
   /** Why DEVICE_NEEDS_RESET was last set. */
   lastError: string | undefined;
+  /** Configuration-space offset of the VIRTIO_PCI_CAP_PCI_CFG capability (§4.1.4.9). */
+  readonly pciCfgCap: number;
+  /** BAR ranges described by the other virtio capabilities: what the PCI_CFG window may reach. */
+  readonly #structures: { readonly offset: number; readonly length: number }[] = [];
   readonly #ringFeatures: bigint;
   readonly #queues: QueueState[];
   readonly #live: (SplitQueueDevice | undefined)[];
@@ -219,7 +241,7 @@ export class VirtioPciTransport {
     this.#live = new Array<SplitQueueDevice | undefined>(n).fill(undefined);
     this.admin = opts.adminQueue === true ? new AdminCommandRegistry([this.#sriovGroup()]) : undefined;
     this.device.bind({ configChanged: () => this.#signalConfig() });
-    this.#installCapabilities();
+    this.pciCfgCap = this.#installCapabilities();
     this.fn.onReset(() => {
       this.reset();
       return undefined;
@@ -315,7 +337,8 @@ export class VirtioPciTransport {
 
   // ------------------------------------------------------------------ capabilities and BAR
 
-  #installCapabilities(): void {
+  /** Adds the vendor capabilities and maps the BAR windows; returns the PCI_CFG capability's offset. */
+  #installCapabilities(): number {
     const fn = this.fn;
     const cfgLen = Math.max(4, Math.ceil(this.device.configSize / 4) * 4);
     if (cfgLen > VIRTIO_PCI_DEVICE_MAX) {
@@ -339,7 +362,9 @@ export class VirtioPciTransport {
       fn.config.setU32(at + 8, offset);
       fn.config.setU32(at + 12, length);
       if (type === VIRTIO_PCI_CAP_NOTIFY_CFG) fn.config.setU32(at + 16, VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER);
+      this.#structures.push({ offset, length });
     }
+    const pciCfg = this.#installPciCfg();
     fn.mapBarRegion(this.bar, VIRTIO_PCI_COMMON_OFFSET, COMMON_CFG_SIZE, {
       read: (o, w) => this.#commonRead(o, w),
       write: (o, w, v) => this.#commonWrite(o, w, v),
@@ -367,6 +392,64 @@ export class VirtioPciTransport {
       read: () => 0,
       write: (o) => this.#notify(o),
     });
+    return pciCfg;
+  }
+
+  /**
+   * VIRTIO_PCI_CAP_PCI_CFG (§4.1.4.9), last in the list as QEMU places it. "The device MUST
+   * present at least one VIRTIO_PCI_CAP_PCI_CFG capability" (§4.1.4.9.1). cap.bar, cap.offset,
+   * cap.length and pci_cfg_data are read-write for the driver; they power on as 0 (length 0: no
+   * window until the driver sets one) and a function-level reset brings that back.
+   */
+  #installPciCfg(): number {
+    const fn = this.fn;
+    const at = fn.addCapability(PCI_CAP_ID_VNDR, VIRTIO_PCI_CFG_CAP_SIZE);
+    fn.config.setU8(at + 2, VIRTIO_PCI_CFG_CAP_SIZE);
+    fn.config.setU8(at + 3, VIRTIO_PCI_CAP_PCI_CFG);
+    fn.config.setWmask(at + VIRTIO_PCI_CAP_BAR, 1, 0xff);
+    fn.config.setWmask(at + VIRTIO_PCI_CAP_OFFSET, 4, 0xffff_ffff);
+    fn.config.setWmask(at + VIRTIO_PCI_CAP_LENGTH, 4, 0xffff_ffff);
+    fn.config.setWmask(at + VIRTIO_PCI_CFG_DATA, 4, 0xffff_ffff);
+    const data = at + VIRTIO_PCI_CFG_DATA;
+    // "Upon detecting driver write access to pci_cfg_data, the device MUST execute a write access
+    // at offset cap.offset at BAR selected by cap.bar using the first cap.length bytes from
+    // pci_cfg_data" (§4.1.4.9.1): the generic store has put the bytes there already.
+    fn.onConfigWrite(data, 4, () => {
+      const w = this.#pciCfgWindow(at);
+      if (w !== undefined) fn.barWrite(w.bar, w.offset, w.length, fn.config.read(data, w.length));
+      return undefined;
+    });
+    // "Upon detecting driver read access to pci_cfg_data, the device MUST execute a read access of
+    // length cap.length at offset cap.offset at BAR selected by cap.bar and store the first
+    // cap.length bytes in pci_cfg_data" (§4.1.4.9.1), before the read returns them.
+    fn.onConfigRead(data, 4, () => {
+      const w = this.#pciCfgWindow(at);
+      if (w !== undefined) fn.config.poke(data, w.length, fn.barRead(w.bar, w.offset, w.length));
+    });
+    return at;
+  }
+
+  /**
+   * The BAR access the PCI_CFG capability names now, or undefined (counted) when the device
+   * ignores it. The specification puts these rules on the driver (§4.1.4.9.2: cap.offset a
+   * multiple of cap.length; cap.bar, cap.offset and cap.length address cap.length bytes within a
+   * BAR range of another virtio capability) and says nothing of the device; like QEMU (lengths
+   * other than 1, 2, 4) and lguest (alignment, BAR bounds) the device then does nothing: no BAR
+   * access, pci_cfg_data unchanged by a read. BAR decoding (Command Memory) is not required:
+   * the window exists for software that cannot map the BAR.
+   */
+  #pciCfgWindow(at: number): { bar: number; offset: number; length: AccessWidth } | undefined {
+    const c = this.fn.config;
+    const bar = c.read(at + VIRTIO_PCI_CAP_BAR, 1);
+    const offset = c.read(at + VIRTIO_PCI_CAP_OFFSET, 4);
+    const length = c.read(at + VIRTIO_PCI_CAP_LENGTH, 4);
+    if ((length === 1 || length === 2 || length === 4) && offset % length === 0 && bar === this.bar) {
+      for (const r of this.#structures) {
+        if (offset >= r.offset && offset + length <= r.offset + r.length) return { bar, offset, length };
+      }
+    }
+    this.stats.pciCfgIgnored++;
+    return undefined;
   }
 
   #sriovGroup(): AdminGroup {
