@@ -19,7 +19,7 @@ export { LinuxGuest, DEFAULT_CMDLINE, DEFAULT_MEMORY_SIZE, platformFingerprint }
 export { VirtioSplitReadRepair, commonField } from "./virtio-width.js";
 export { makePfStubPlatform, PF_STUB_VENDOR, PF_STUB_DEVICE, PF_STUB_VF_DEVICE } from "./sriov-platform.js";
 export type { PfStubPlatform, PfStubOptions } from "./sriov-platform.js";
-export { makeVpfWorld } from "./vpf-platform.js";
+export { makeVpfWorld, startLinuxOnVm } from "./vpf-platform.js";
 export type { VpfWorld, VpfWorldOptions } from "./vpf-platform.js";
 export type { LinuxGuestOptions, BootInfo } from "./guest.js";
 export { runSysfsScript, realSysfs, modelSysfs } from "./differential.js";

@@ -4,6 +4,7 @@ import { Nic } from "../nic/index.js";
 import { hostBackend, type VfBackend } from "../vmm/host-adapter.js";
 import { BackendPool, Vm, type Vpf, type VmPolicy } from "../vmm/index.js";
 import { LinuxError, LinuxErrorCode } from "./errors.js";
+import { LinuxGuest, type LinuxGuestOptions } from "./guest.js";
 import { VirtioSplitReadRepair } from "./virtio-width.js";
 
 /**
@@ -31,6 +32,17 @@ export interface VpfWorldOptions {
 
 const DEFAULT_POLICY: VmPolicy = { vlan: { mode: "allow-list", allowed: [0, 100] }, allowSpoofchkOff: false, allowTrust: false };
 
+const VM_PLATFORM_KEY = "vmm-vm:v1";
+
+/**
+ * Starts a real Linux guest on an existing, started VM (for `guest: linux` in a topology): the
+ * VM's bus is the guest's PCI bus behind the split-read repair; snapshots are keyed by the VM's
+ * power-on device configuration, so VMs of the same shape share one.
+ */
+export function startLinuxOnVm(vm: Vm, options: Omit<LinuxGuestOptions, "platform" | "platformKey"> = {}): Promise<LinuxGuest> {
+  return LinuxGuest.start({ ...options, platform: new VirtioSplitReadRepair(vm, vm.bus), platformKey: VM_PLATFORM_KEY });
+}
+
 export function makeVpfWorld(options: VpfWorldOptions = {}): VpfWorld {
   const poolSize = options.poolSize ?? 7;
   // The vPF sits alone on its root port's bus with ARI: at most 255 VFs; the NIC adds one for the vPF.
@@ -56,6 +68,7 @@ export function makeVpfWorld(options: VpfWorldOptions = {}): VpfWorld {
     vpf,
     pool,
     platform: new VirtioSplitReadRepair(vm, vm.bus),
-    platformKey: `vmm-vpf:pool${poolSize}:v1`,
+    // The same key as startLinuxOnVm: the power-on fingerprint in the snapshot key tells VMs apart.
+    platformKey: VM_PLATFORM_KEY,
   };
 }

@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { LinuxGuest, loadAssets, type LinuxAssets } from "../../src/linux/index.js";
-import { makeVpfWorld, type VpfWorld } from "../../src/linux/vpf-platform.js";
+import { makeVpfWorld, startLinuxOnVm, type VpfWorld } from "../../src/linux/vpf-platform.js";
 import { modelSysfs, realSysfs, runSysfsScript, type SysfsStep } from "../../src/linux/differential.js";
 import { GuestKernel } from "../../src/guest/index.js";
 
@@ -195,7 +195,8 @@ test("differential: the same sysfs script gives the same values and errnos on th
 test("from a restored snapshot the rebuilt vmm serves the same guest", async (t) => {
   await guest.shutdown();
   world = makeVpfWorld();
-  guest = await LinuxGuest.start({ platform: world.platform, platformKey: world.platformKey, assets });
+  // What a topology with `guest: linux` does: a real guest on a started VM.
+  guest = await startLinuxOnVm(world.vm, { assets });
   t.diagnostic(`boot: ${guest.boot.kind} in ${Math.round(guest.boot.millis)} ms`);
   assert.equal(guest.boot.kind, "snapshot");
   // Replaying the guest's writes brought the fresh vPF to DRIVER_OK, as the guest left it.
