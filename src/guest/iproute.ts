@@ -29,6 +29,7 @@ import {
   IFLA_VF_VLAN_INFO,
   IFLA_VF_VLAN_LIST,
   RTEXT_FILTER_VF,
+  RTEXT_FILTER_SKIP_STATS,
   RTM_DELADDR,
   RTM_GETADDR,
   RTM_GETLINK,
@@ -109,10 +110,10 @@ function u32s(...vals: number[]): Uint8Array {
 }
 
 /** `ip link show` (dump, or one link by name), with RTEXT_FILTER_VF as iproute2 asks. */
-export function getLinkRequest(name?: string, vf = true): Uint8Array {
+export function getLinkRequest(name?: string, vf = true, skipStats = false): Uint8Array {
   const b = new NlBuilder().header(RTM_GETLINK, NLM_F_REQUEST | (name === undefined ? NLM_F_DUMP : 0), seq++, 0).bytes(ifinfo(0));
   if (name !== undefined) b.str(IFLA_IFNAME, name);
-  if (vf) b.u32(IFLA_EXT_MASK, RTEXT_FILTER_VF);
+  if (vf) b.u32(IFLA_EXT_MASK, RTEXT_FILTER_VF | (skipStats ? RTEXT_FILTER_SKIP_STATS : 0));
   return b.finish();
 }
 

@@ -171,6 +171,23 @@ export class NlBuilder {
     if (start !== undefined) dv(this.#buf).setUint16(start, this.#len - start, true);
     return this;
   }
+  /** Bytes written so far (a mark for `truncate`). */
+  get length(): number {
+    return this.#len;
+  }
+  /** Bytes in the innermost open nest so far, header included. */
+  get nestLength(): number {
+    const start = this.#nests[this.#nests.length - 1];
+    return start === undefined ? 0 : this.#len - start;
+  }
+  /** Drops everything after `mark` (nla_nest_cancel for the part of a nest that does not fit). */
+  truncate(mark: number, openNests: number): void {
+    this.#len = Math.min(this.#len, mark);
+    this.#nests.length = Math.min(this.#nests.length, openNests);
+  }
+  get openNests(): number {
+    return this.#nests.length;
+  }
   /** The finished message with nlmsg_len filled in. */
   finish(): Uint8Array {
     const out = this.#buf.slice(0, this.#len);

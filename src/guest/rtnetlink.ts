@@ -274,6 +274,8 @@ export class RtnetlinkEndpoint {
       } catch {
         continue; // a VF whose config cannot be read is skipped silently
       }
+      const mark = b.length;
+      const depth = b.openNests;
       b.begin(IFLA_VF_INFO);
       const mac = new Uint8Array(36);
       new DataView(mac.buffer).setUint32(0, vf, true);
@@ -317,6 +319,13 @@ export class RtnetlinkEndpoint {
         b.end();
       }
       b.end();
+      // nla_len is 16 bits: a VF whose entry would push IFLA_VFINFO_LIST past 65535 bytes is
+      // left out, and so are the ones after it (with stats, about 200 VFs fit; clients that do
+      // not need them ask RTEXT_FILTER_SKIP_STATS, as iproute2 does without -s).
+      if (b.nestLength > 0xffff) {
+        b.truncate(mark, depth);
+        break;
+      }
     }
     b.end();
   }

@@ -266,6 +266,15 @@ test("255 vVFs with ARI: functions 01:00.1 .. 01:00.255, one netdev each", () =>
   const pf = g.k.pci.find("0000:01:00.0")!;
   const st = g.k.pci.sriov.get(pf)!;
   assert.equal(pf.read16(st.pos + 0x08) & 0x11, 0x11, "VF Enable and ARI Capable Hierarchy");
+  // `ip link show eth0` (RTEXT_FILTER_SKIP_STATS, as iproute2 asks without -s) lists all 255 VFs;
+  // with statistics the 16-bit nest length holds about 220 of them, and the list stops there.
+  const lean = nl(g.k, ip.getLinkRequest("eth0", true, true)).links[0]!;
+  assert.equal(lean.numVf, 255);
+  assert.equal(lean.vfs?.length, 255);
+  assert.equal(lean.vfs?.[254]?.vf, 254);
+  const full = nl(g.k, ip.getLinkRequest("eth0", true, false)).links[0]!;
+  assert.equal(full.numVf, 255);
+  assert.ok(full.vfs !== undefined && full.vfs.length > 200 && full.vfs.length < 255, `${full.vfs?.length} VFs with stats`);
 });
 
 test("a VM reset returns every backend; the rebooted guest starts with no VFs", () => {
