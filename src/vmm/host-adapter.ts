@@ -1,4 +1,4 @@
-import type { Host } from "../host/index.js";
+import type { Host, VfInfo, VfSetRequest } from "../host/index.js";
 import type { VhostVdpaHandle } from "../host/index.js";
 import { MacAddress } from "../wire/index.js";
 import { VmmError } from "./errors.js";
@@ -52,17 +52,31 @@ export class HostVfControl implements HostVfOps {
     this.host.setVf(this.pf, this.hostVf, { mac: MacAddress.fromBytes(mac) });
   }
 
+  /** The VF's state read by prefetchHostState for the next configure (used once). */
+  prefetched: VfInfo | undefined;
+
+  /**
+   * One `ip link set` with every attribute; with a prefetched state, only the attributes that
+   * differ (none: no host call at all), since every VLAN or MAC change makes the NIC rebuild its
+   * forwarding tables.
+   */
   configure(s: HostVfSettings): void {
     this.#checkVlan(s.vlan);
-    this.host.setVf(this.pf, this.hostVf, {
-      ...(s.mac === undefined ? {} : { mac: MacAddress.fromBytes(s.mac) }),
-      vlan: { vlan: s.vlan.vlan, qos: s.vlan.qos, proto: s.vlan.proto },
-      spoofchk: s.spoofchk,
-      trust: s.trust,
-      state: s.linkState,
-      minTxRate: s.minTxRateMbps,
-      maxTxRate: s.maxTxRateMbps,
-    });
+    const cur = this.prefetched;
+    this.prefetched = undefined;
+    const req: VfSetRequest = {};
+    if (s.mac !== undefined && (cur === undefined || cur.mac.key !== MacAddress.fromBytes(s.mac).key)) req.mac = MacAddress.fromBytes(s.mac);
+    if (cur === undefined || cur.vlan !== s.vlan.vlan || cur.qos !== s.vlan.qos || cur.vlanProto !== s.vlan.proto) {
+      req.vlan = { vlan: s.vlan.vlan, qos: s.vlan.qos, proto: s.vlan.proto };
+    }
+    if (cur === undefined || cur.spoofchk !== s.spoofchk) req.spoofchk = s.spoofchk;
+    if (cur === undefined || cur.trust !== s.trust) req.trust = s.trust;
+    if (cur === undefined || cur.linkState !== s.linkState) req.state = s.linkState;
+    if (cur === undefined || cur.minTxRate !== s.minTxRateMbps || cur.maxTxRate !== s.maxTxRateMbps) {
+      req.minTxRate = s.minTxRateMbps;
+      req.maxTxRate = s.maxTxRateMbps;
+    }
+    if (Object.keys(req).length > 0) this.host.setVf(this.pf, this.hostVf, req);
   }
 
   #checkVlan(v: HostVlan): void {
@@ -108,4 +122,41 @@ export class HostVfControl implements HostVfOps {
     if (info.address.key === key) return true;
     return info.vfs.some((v) => v.vf !== this.hostVf && v.mac.key === key);
   }
+}
+
+/**
+ * Reads the current state of the host VFs behind `backends` with one query per PF (what
+ * `ip -d link show <pf>` gives an operator) and hands each VF's state to its control for its next
+ * `configure`, which then sends only what differs. VF Enable calls it for all the backends it is
+ * about to bind, so binding N VFs costs one O(N) read instead of N rebuilds of unchanged state.
+ * Backends whose control is not a HostVfControl are left alone; a failed read leaves them
+ * unprefetched (configure then sends everything). Returns a function that drops whatever was not
+ * used, so no state read now can be mistaken for the truth later.
+ */
+export function prefetchHostState(backends: readonly VfBackend[]): () => void {
+  const groups = new Map<Host, Map<string, HostVfControl[]>>();
+  for (const b of backends) {
+    const c = b.control;
+    if (!(c instanceof HostVfControl)) continue;
+    let byPf = groups.get(c.host);
+    if (byPf === undefined) groups.set(c.host, (byPf = new Map<string, HostVfControl[]>()));
+    const list = byPf.get(c.pf);
+    if (list === undefined) byPf.set(c.pf, [c]);
+    else list.push(c);
+  }
+  for (const [host, byPf] of groups) {
+    for (const [pf, controls] of byPf) {
+      let vfs: VfInfo[];
+      try {
+        vfs = host.getVfInfo(pf, { skipStats: true }).vfs;
+      } catch {
+        continue;
+      }
+      const byIndex = new Map(vfs.map((v) => [v.vf, v]));
+      for (const c of controls) c.prefetched = byIndex.get(c.hostVf);
+    }
+  }
+  return () => {
+    for (const byPf of groups.values()) for (const list of byPf.values()) for (const c of list) c.prefetched = undefined;
+  };
 }

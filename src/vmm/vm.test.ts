@@ -12,7 +12,7 @@ import { Nic } from "../nic/index.js";
 import { lspciDumpBus } from "../pci/index.js";
 import { EthernetRepr, MacAddress } from "../wire/index.js";
 import { VIRTIO_F_SR_IOV, VIRTIO_F_VERSION_1, VIRTIO_F_ADMIN_VQ, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_RING_F_EVENT_IDX } from "../virtio/index.js";
-import { hostBackend, type VfBackend } from "./host-adapter.js";
+import { HostVfControl, hostBackend, type VfBackend } from "./host-adapter.js";
 import { BackendPool } from "./pool.js";
 import { TestGuest, type VirtioFunction } from "./test-guest.js";
 import {
@@ -616,4 +616,23 @@ test("property: random guest MMIO writes into the vPF's and a vVF's BARs never t
     ),
     { numRuns: 40 },
   );
+});
+
+test("bind reads the host VFs' real state: an operator's change to an idle pool VF is overridden by the defaults", () => {
+  const w = world(2);
+  const { sriov } = vpfUp(w);
+  // While vdpa1 idles in the pool, the host operator sets a VLAN and turns spoof checking off.
+  w.host.setVf(w.pf, 1, { vlan: { vlan: 999 }, spoofchk: false, trust: true });
+  enableVfs(w, sriov, 2);
+  const vf1 = w.host.getVfInfo(w.pf).vfs[1]!;
+  assert.deepEqual([vf1.vlan, vf1.spoofchk, vf1.trust], [0, true, false], "the VM's defaults, not the stale host state");
+  // Disable, tamper again, re-enable: the prefetched state of the first enable is not reused.
+  w.guest.write(1, 0, sriov + 0x08, 2, 0);
+  w.host.setVf(w.pf, 2, { vlan: { vlan: 77 } });
+  enableVfs(w, sriov, 2);
+  assert.equal(w.host.getVfInfo(w.pf).vfs[2]!.vlan, 0);
+  for (const b of w.backends) {
+    const c = b.control;
+    if (c instanceof HostVfControl) assert.equal(c.prefetched, undefined, "no prefetched state outlives VF Enable");
+  }
 });

@@ -24,7 +24,7 @@ import {
   VirtioPciTransport,
 } from "../virtio/index.js";
 import { VmmError } from "./errors.js";
-import type { VfBackend } from "./host-adapter.js";
+import { prefetchHostState, type VfBackend } from "./host-adapter.js";
 import { MEDIATED_OPCODES, VfConfigMediator } from "./mediator.js";
 import { PolicyEngine, type VmPolicy } from "./policy.js";
 import type { BackendPool } from "./pool.js";
@@ -211,8 +211,10 @@ export class Vpf {
     const bindings: Binding[] = [];
     const bound: number[] = [];
     const attached: PciFunction[] = [];
+    let dropPrefetched = (): void => undefined;
     try {
       taken = this.pool.take(this.#holder, n, this.quota);
+      dropPrefetched = prefetchHostState(taken);
       for (const backend of taken) {
         try {
           bindings.push({ backend, handle: backend.open() });
@@ -229,6 +231,7 @@ export class Vpf {
         attached.push(slot.fn);
       }
     } catch (e) {
+      dropPrefetched();
       // Undo in reverse order. Each step is guarded: this runs inside a guest register write,
       // which must not end in an exception, and a failing step must not stop the others.
       for (const fn of attached) this.#safely(() => this.#bus.detach(fn));
@@ -245,6 +248,7 @@ export class Vpf {
       this.lastEnableFailure = { numVfs: n, code, message: e instanceof Error ? e.message : String(e) };
       return;
     }
+    dropPrefetched();
     this.#bindings = bindings;
     this.stats.vfsBound += n;
   }
