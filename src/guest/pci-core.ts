@@ -337,7 +337,7 @@ export class PciCore {
     try {
       for (let i = 0; i < nr; i++) added.push(this.#addVirtfn(dev, st, i));
     } catch (e) {
-      for (const vf of added.reverse()) this.#removeVirtfn(dev, st, vf);
+      for (const vf of added.reverse()) this.#removeVirtfn(st, vf);
       st.ctrl &= ~(SRIOV_CTRL_VFE | SRIOV_CTRL_MSE);
       dev.write16(st.pos + SRIOV_CTRL, st.ctrl);
       this.#setNumVfs(dev, st, 0);
@@ -353,7 +353,7 @@ export class PciCore {
   disableSriov(dev: PciDev): void {
     const st = this.sriov.get(dev);
     if (st === undefined || st.numVFs === 0) return;
-    for (const vf of [...st.vfs].reverse()) this.#removeVirtfn(dev, st, vf);
+    for (const vf of [...st.vfs].reverse()) this.#removeVirtfn(st, vf);
     st.ctrl &= ~(SRIOV_CTRL_VFE | SRIOV_CTRL_MSE);
     dev.write16(st.pos + SRIOV_CTRL, st.ctrl);
     this.#setNumVfs(dev, st, 0);
@@ -390,14 +390,13 @@ export class PciCore {
     return vf;
   }
 
-  #removeVirtfn(pf: PciDev, st: SriovState, vf: PciDev): void {
+  #removeVirtfn(st: SriovState, vf: PciDev): void {
     this.unbind(vf);
     this.#uevent({ action: "remove", devpath: `/${vf.devpath}`, subsystem: "pci", env: {} });
     const i = this.devices.indexOf(vf);
     if (i >= 0) this.devices.splice(i, 1);
     const j = st.vfs.indexOf(vf);
     if (j >= 0) st.vfs.splice(j, 1);
-    void pf;
   }
 }
 

@@ -220,7 +220,8 @@ export function sizeBar(dev: PciDev, reg: number): { size: number; is64: boolean
   dev.write32(reg, 0xffffffff);
   const mask = dev.read32(reg);
   dev.write32(reg, orig);
-  if (mask === 0 || mask === 0xffffffff && orig === 0xffffffff) return undefined;
+  // A BAR that keeps no bit, or a function that reads all ones throughout, implements nothing.
+  if (mask === 0 || (mask === 0xffffffff && orig === 0xffffffff)) return undefined;
   const io = (orig & 1) === 1;
   if (io) {
     const m = mask & 0xfffffffc;
