@@ -42,9 +42,19 @@ export async function runSysfsScript(driver: SysfsDriver, steps: readonly SysfsS
   return out;
 }
 
+/** strerror texts sysfs users meet that the base Errno table lacks (glibc wording). */
+const EXTRA_ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EACCES: "Permission denied",
+  EISDIR: "Is a directory",
+  ENOTDIR: "Not a directory",
+  EAGAIN: "Resource temporarily unavailable",
+  ENOSYS: "Function not implemented",
+};
+
 /** The errno whose strerror text a busybox error message carries. */
-function errnoFromMessage(message: string): string {
+export function errnoFromMessage(message: string): string {
   for (const name of Object.keys(Errno) as ErrnoName[]) if (message.includes(strerror(name))) return name;
+  for (const [name, text] of Object.entries(EXTRA_ERRNO_TEXT)) if (message.includes(text)) return name;
   return `unknown(${message.trim()})`;
 }
 

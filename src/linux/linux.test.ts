@@ -8,7 +8,7 @@ import { ConfigRouter, type NativeBus } from "./config-router.js";
 import { SerialConsole } from "./console.js";
 import { readCpioNewc, writeCpioNewc, type CpioEntry } from "./cpio.js";
 import { KernelError } from "../base/index.js";
-import { modelSysfs, runSysfsScript } from "./differential.js";
+import { errnoFromMessage, modelSysfs, runSysfsScript } from "./differential.js";
 import { LinuxError } from "./errors.js";
 import { ECAM_BASE, ECAM_SIZE, e820File, mcfgTable } from "./firmware.js";
 import { MODULE_LOAD_ORDER, buildInitramfs, initScript } from "./initramfs.js";
@@ -341,4 +341,11 @@ test("differential: script outcomes are labelled, lists filtered, errors carried
     'readlink /l => "../x"',
     'list /d => "c0"',
   ]);
+});
+
+test("differential: busybox error messages map to errno names", () => {
+  assert.equal(errnoFromMessage("sh: write error: Device or resource busy\n"), "EBUSY");
+  assert.equal(errnoFromMessage("cat: read error: Is a directory"), "EISDIR");
+  assert.equal(errnoFromMessage("cat: can't open 'x': No such file or directory"), "ENOENT");
+  assert.equal(errnoFromMessage("weird"), "unknown(weird)");
 });
