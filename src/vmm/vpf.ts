@@ -312,12 +312,14 @@ export class Vpf {
     if (bindings.length === 0) return;
     this.#bindings = [];
     this.stats.disables++;
+    const dropPrefetched = prefetchHostState(bindings.map((b) => b.backend));
     for (let i = 1; i <= bindings.length; i++) {
       const slot = this.#slots[i - 1]!;
       if (this.#bus.ridOf(slot.fn) !== undefined) this.#safely(() => this.#bus.detach(slot.fn));
       this.mediator.unbind(i);
       this.#safely(() => slot.device.detachBackend());
     }
+    dropPrefetched();
     for (const b of bindings) this.#safely(() => b.handle.close());
     this.pool.give(
       this.#holder,
