@@ -133,6 +133,9 @@ test("sysfs errors are Linux's", () => {
   assert.equal(errno(() => s.read("/sys/class/net/eth0/carrier")), "EINVAL", "carrier of a down device");
   assert.equal(errno(() => s.read("/sys/class/net/eth0/phys_switch_id")), "EOPNOTSUPP", "virtio_net is no switchdev");
   assert.equal(s.read(`${PF}/numa_node`), "-1\n");
+  const irqs = s.list(`${PF}/msi_irqs`);
+  assert.equal(irqs.length, 5, "config, receiveq, transmitq, controlq, adminq");
+  assert.equal(s.read(`${PF}/msi_irqs/${irqs[0]!}`), "msix\n");
   assert.equal(errno(() => s.read("/sys/bus/pci/drivers/virtio-pci/unbind")), "EACCES");
   // The endpoint-facing methods convert to base KernelErrors with errno codes.
   assert.throws(() => k.sysfsRead("/sys/nope"), (e: unknown) => e instanceof Error && "errno" in e && e.errno === "ENOENT");

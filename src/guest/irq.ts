@@ -92,6 +92,11 @@ export class MsixTable {
     return entry;
   }
 
+  /** The interrupt numbers this function's entries raise (sysfs msi_irqs). */
+  get vectors(): readonly number[] {
+    return this.#vectors;
+  }
+
   /** Message Control: MSI-X Enable (bit 15) on, Function Mask (bit 14) off. */
   enable(): void {
     const mc = this.dev.read16(this.pos + 2);

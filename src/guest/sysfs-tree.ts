@@ -204,6 +204,11 @@ export function buildSysfs(k: GuestKernel, ns: NetNamespace): SysNode {
       for (const c of k.pci.devices) if (c.parent === d) e.push([c.name, pciDir(c)]);
       const v = k.virtioPci.devices.get(d);
       if (v !== undefined) e.push([v.name, virtioDir(v, `${path}/${v.name}`)]);
+      // msi_irqs/<irq> reads "msix" for each vector the driver set up.
+      if (v !== undefined && v.msix.vectors.length > 0) {
+        const vecs = [...v.msix.vectors];
+        e.push(["msi_irqs", dir(() => entries(vecs.map((n) => [String(n), ro(() => "msix\n")])))]);
+      }
       return entries(e);
     });
   };
