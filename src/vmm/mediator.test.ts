@@ -120,6 +120,7 @@ test("allowed changes reach the host; refusals are EPERM with the rule, change n
   const before = host.calls;
   const refusals: [VfAdminCommand, number][] = [
     [{ op: "set-vlan", vf: 1, vlan: 300, qos: 0, vlanProto: ETH_P_8021Q }, AdminQualifier.POLICY_VLAN],
+    [{ op: "set-vlan", vf: 1, vlan: 100, qos: 0, vlanProto: ETH_P_8021AD }, AdminQualifier.POLICY_VLAN_PROTO],
     [{ op: "set-mac", vf: 1, mac: Uint8Array.of(0x02, 0xbb, 0, 0, 0, 1) }, AdminQualifier.POLICY_MAC_PREFIX],
     [{ op: "set-spoofchk", vf: 1, enabled: false }, AdminQualifier.POLICY_SPOOFCHK],
     [{ op: "set-trust", vf: 1, enabled: true }, AdminQualifier.POLICY_TRUST],
@@ -131,7 +132,7 @@ test("allowed changes reach the host; refusals are EPERM with the rule, change n
   }
   assert.equal(host.calls, before, "no refused request touched the host");
   assert.deepEqual(host.vlan, { vlan: 200, qos: 3, proto: ETH_P_8021Q });
-  assert.deepEqual(med.counters.refused, { POLICY_VLAN: 1, POLICY_MAC_PREFIX: 1, POLICY_SPOOFCHK: 1, POLICY_TRUST: 1, POLICY_RATE: 1 });
+  assert.deepEqual(med.counters.refused, { POLICY_VLAN: 1, POLICY_VLAN_PROTO: 1, POLICY_MAC_PREFIX: 1, POLICY_SPOOFCHK: 1, POLICY_TRUST: 1, POLICY_RATE: 1 });
 
   host.others.add([0x02, 0xaa, 0, 0, 0, 9].join(":"));
   const dup = run({ op: "set-mac", vf: 1, mac: Uint8Array.of(0x02, 0xaa, 0, 0, 0, 9) });
@@ -144,6 +145,12 @@ test("allowed changes reach the host; refusals are EPERM with the rule, change n
   assert.deepEqual(host.rate, { min: 10, max: 1000 }, "guest 'no limit' is the ceiling on the host");
   assert.equal(run({ op: "set-link-state", vf: 1, state: 2 }).status, AdminStatus.OK);
   assert.equal(host.linkState, 2);
+});
+
+test("allow-list with allow8021ad lets the guest use an allowed ID as an S-tag", () => {
+  const { host, run } = setup({ ...basePolicy, vlan: { mode: "allow-list", allowed: [100], allow8021ad: true } });
+  assert.equal(run({ op: "set-vlan", vf: 1, vlan: 100, qos: 0, vlanProto: ETH_P_8021AD }).status, AdminStatus.OK);
+  assert.deepEqual(host.vlan, { vlan: 100, qos: 0, proto: ETH_P_8021AD });
 });
 
 test("QinQ: the guest's VLAN is the C-tag under the tenant's S-tag; 802.1ad from the guest is refused", () => {

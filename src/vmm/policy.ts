@@ -28,7 +28,16 @@ export interface VmPolicy {
  * S-tag; the guest's VLAN becomes the inner 802.1Q C-tag and may be any ID.
  */
 export type VlanPolicy =
-  | { readonly mode: "allow-list"; readonly allowed: readonly number[]; readonly initial?: number }
+  | {
+      readonly mode: "allow-list";
+      readonly allowed: readonly number[];
+      readonly initial?: number;
+      /**
+       * Whether the allowed IDs may also be used as 802.1ad S-tags (default false: 802.1Q only).
+       * An S-VLAN is a forwarding domain of its own, possibly another tenant's QinQ outer tag.
+       */
+      readonly allow8021ad?: boolean;
+    }
   | { readonly mode: "qinq"; readonly outerVid: number; readonly outerPcp?: number };
 
 /** A refusal: status and qualifier of the admin result, and a sentence for logs. */
@@ -103,6 +112,9 @@ export class PolicyEngine {
     }
     if (!(this.#allowed?.has(req.vlan) ?? false)) {
       return refuse(AdminQualifier.POLICY_VLAN, `VLAN ${req.vlan} is not in the allow-list`);
+    }
+    if (req.vlanProto === ETH_P_8021AD && v.allow8021ad !== true && req.vlan !== 0) {
+      return refuse(AdminQualifier.POLICY_VLAN_PROTO, "802.1ad S-tags are not allowed for this VM");
     }
     return { vlan: req.vlan, qos: req.qos, proto: req.vlanProto };
   }
