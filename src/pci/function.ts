@@ -199,6 +199,8 @@ export class PciFunction {
   readonly #writeHooks: { start: number; end: number; hook: WriteHook }[] = [];
   // Undefined until a capability registers a read hook: configRead's fast path tests only this.
   #readHooks: { start: number; end: number; hook: ConfigReadHook }[] | undefined;
+  #readHookStart = 0;
+  #readHookEnd = 0;
   readonly #resetHooks: ResetHook[] = [];
   readonly #attached: object[] = [];
   #msiSink: MsiSink | undefined;
@@ -282,16 +284,16 @@ export class PciFunction {
   /**
    * A guest configuration read. Without read hooks it is the plain register read; with them, the
    * hooks of touched bytes run first (QEMU's config_read override: a capability supplies the
-   * value of its bytes at read time), then the same read.
+   * value of its bytes at read time), then the same read. The first onConfigRead replaces this
+   * method on that function only, so functions without hooks run exactly the plain read.
    */
   configRead(offset: number, width: AccessWidth): number {
-    // Kept this small so that the JIT inlines it: the hooked path lives in its own method.
-    if (this.#readHooks === undefined) return this.config.read(offset, width);
-    return this.#hookedRead(this.#readHooks, offset, width);
+    return this.config.read(offset, width);
   }
 
   #hookedRead(hooks: readonly { start: number; end: number; hook: ConfigReadHook }[], offset: number, width: AccessWidth): number {
-    if (this.config.inRange(offset, width)) {
+    // One range test skips the walk for reads far from every hook (most of a function's space).
+    if (offset < this.#readHookEnd && offset + width > this.#readHookStart && this.config.inRange(offset, width)) {
       const end = offset + width;
       for (const h of hooks) if (h.start < end && offset < h.end) h.hook(offset, width);
     }
@@ -344,7 +346,17 @@ export class PciFunction {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || length <= 0 || offset < 0 || offset + length > this.config.size) {
       throw new PciError("PCI_BAD_ARGUMENT", `read hook range ${offset}+${length} outside ${this.config.size}-byte configuration space`, { offset, length });
     }
-    (this.#readHooks ??= []).push({ start: offset, end: offset + length, hook });
+    if (this.#readHooks === undefined) {
+      this.#readHookStart = offset;
+      this.#readHookEnd = offset + length;
+      const hooks: { start: number; end: number; hook: ConfigReadHook }[] = (this.#readHooks = []);
+      // The fast path costs nothing: functions without hooks keep the plain method, and the first
+      // hook shadows it with an own property on this function only.
+      this.configRead = (off: number, width: AccessWidth): number => this.#hookedRead(hooks, off, width);
+    }
+    this.#readHookStart = Math.min(this.#readHookStart, offset);
+    this.#readHookEnd = Math.max(this.#readHookEnd, offset + length);
+    this.#readHooks.push({ start: offset, end: offset + length, hook });
   }
   /** Runs `hook` after the registers are restored by reset(). For capabilities. */
   onReset(hook: ResetHook): void {

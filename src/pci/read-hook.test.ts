@@ -105,3 +105,18 @@ test("read hooks: a function without hooks reads exactly what the generic regist
     { numRuns: 300 },
   );
 });
+
+test("PCI 3.0 §6.1: with several hooks, each runs only for reads touching its own bytes", () => {
+  const fn = new PciFunction({ vendorId: 1, deviceId: 2, classCode: 0, express: true });
+  const seen: string[] = [];
+  fn.onConfigRead(0x100, 4, (o, w) => seen.push(`a ${o.toString(16)}/${w}`));
+  fn.onConfigRead(0x40, 2, (o, w) => seen.push(`b ${o.toString(16)}/${w}`));
+  fn.onConfigRead(0xffc, 4, (o, w) => seen.push(`c ${o.toString(16)}/${w}`));
+  fn.configRead(0x80, 4); // between the hooks: none
+  fn.configRead(0x3e, 4); // overlaps b's first two bytes
+  fn.configRead(0x103, 1);
+  fn.configRead(0xffe, 2);
+  fn.configRead(0x42, 2); // just after b
+  fn.configRead(0x0, 4); // the header
+  assert.deepEqual(seen, ["b 3e/4", "a 103/1", "c ffe/2"]);
+});
