@@ -7,6 +7,7 @@
 # warm cache it only checks a stamp and exits.
 #
 # Usage: bash scripts/linux-assets.sh [--force]
+# $VPF_LINUX_CACHE moves the cache (default .cache/linux), e.g. to keep it across fresh clones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ MODULES=(
   drivers/pci/pci-pf-stub.ko
 )
 
-CACHE=".cache/linux"
+CACHE="${VPF_LINUX_CACHE:-.cache/linux}"
 ASSETS="$CACHE/assets"
 STAMP="$CACHE/assets.stamp"
 want_stamp="$(printf '%s\n' "$KVER" "${PKGS[@]}" "${MODULES[@]}" | sha256sum | cut -d' ' -f1)"
@@ -45,7 +46,9 @@ for tool in apt-get dpkg-deb sha256sum tar; do
   command -v "$tool" >/dev/null || { echo "linux-assets: $tool is required" >&2; exit 1; }
 done
 
-APT_DIR="$(pwd)/$CACHE/apt"
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd)"
+APT_DIR="$CACHE/apt"
 DEBS="$CACHE/debs"
 mkdir -p "$APT_DIR/state/lists/partial" "$APT_DIR/cache/archives/partial" "$DEBS"
 touch "$APT_DIR/state/status"

@@ -41,10 +41,16 @@ export function repoRoot(): string {
   }
 }
 
-/** Where assets live: $VPF_LINUX_ASSETS, else <repo>/.cache/linux/assets. */
+/** The cache folder: $VPF_LINUX_CACHE (as scripts/linux-assets.sh reads it), else <repo>/.cache/linux. */
+export function cacheDir(): string {
+  const fromEnv = process.env["VPF_LINUX_CACHE"];
+  return fromEnv !== undefined && fromEnv !== "" ? resolve(repoRoot(), fromEnv) : join(repoRoot(), ".cache", "linux");
+}
+
+/** Where assets live: $VPF_LINUX_ASSETS, else <cache>/assets. */
 export function defaultAssetDir(): string {
   const fromEnv = process.env["VPF_LINUX_ASSETS"];
-  return fromEnv !== undefined && fromEnv !== "" ? resolve(fromEnv) : join(repoRoot(), ".cache", "linux", "assets");
+  return fromEnv !== undefined && fromEnv !== "" ? resolve(fromEnv) : join(cacheDir(), "assets");
 }
 
 /** True when the provisioning script has run (the manifest exists); checks no hashes. */

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PciPlatform } from "../pci/platform.js";
-import { defaultAssetDir, loadAssets, repoRoot, sha256Hex, type LinuxAssets } from "./assets.js";
+import { cacheDir, defaultAssetDir, loadAssets, sha256Hex, type LinuxAssets } from "./assets.js";
 import { ECAM_BUSES, e820File, mcfgTable } from "./firmware.js";
 import { SerialConsole, type CommandResult } from "./console.js";
 import { LinuxError, LinuxErrorCode } from "./errors.js";
@@ -30,7 +30,7 @@ export interface LinuxGuestOptions {
   readonly cmdline?: string;
   /** Shell lines /init runs after loading modules, before the ready point (part of the key). */
   readonly setup?: readonly string[];
-  /** Snapshot folder; `false` disables snapshots. Default <repo>/.cache/linux/snapshots. */
+  /** Snapshot folder; `false` disables snapshots. Default <cache>/snapshots (see cacheDir). */
   readonly snapshotDir?: string | false;
   /** Wall-clock bound for a cold boot to the ready marker. */
   readonly bootTimeoutMs?: number;
@@ -86,7 +86,7 @@ export class LinuxGuest {
       )
       .digest("hex")
       .slice(0, 32);
-    const dir = options.snapshotDir === false ? undefined : (options.snapshotDir ?? join(repoRoot(), ".cache", "linux", "snapshots"));
+    const dir = options.snapshotDir === false ? undefined : (options.snapshotDir ?? join(cacheDir(), "snapshots"));
     const saved = dir === undefined ? undefined : readSnapshot(dir, key);
 
     const recorder = new RecordingPlatform(options.platform);

@@ -1,6 +1,6 @@
 export { LinuxError, LinuxErrorCode } from "./errors.js";
 export type { LinuxErrorCodeValue } from "./errors.js";
-export { loadAssets, assetsProvisioned, defaultAssetDir, repoRoot, sha256Hex } from "./assets.js";
+export { loadAssets, assetsProvisioned, cacheDir, defaultAssetDir, repoRoot, sha256Hex } from "./assets.js";
 export type { LinuxAssets } from "./assets.js";
 export { writeCpioNewc, readCpioNewc } from "./cpio.js";
 export type { CpioEntry, CpioParsed } from "./cpio.js";
