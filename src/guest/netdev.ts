@@ -198,6 +198,8 @@ export class NetNamespace {
   readonly devices = new Map<number, NetDevice>();
   readonly routes: Ipv4Route[] = [];
   readonly #names = new Map<string, NetDevice>();
+  /** Per "%d" pattern: every number below this is taken (reset whenever a name is freed). */
+  readonly #nameHints = new Map<string, number>();
   #nextIfindex = 1;
 
   constructor(
@@ -214,6 +216,7 @@ export class NetNamespace {
   /** Changes a device's name (the caller checked validity and uniqueness). */
   rename(dev: NetDevice, name: string): void {
     if (this.#names.get(dev.name) === dev) this.#names.delete(dev.name);
+    this.#nameHints.clear();
     dev.name = name;
     this.#names.set(name, dev);
   }
@@ -238,10 +241,11 @@ export class NetNamespace {
     if (head.includes("%") || tail.includes("%")) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
     // Validate the pattern once with the widest number it can take, then only look names up.
     if (!validIfname(head + "0" + tail)) throw sysErr("EINVAL", `bad name pattern ${pattern}`);
-    for (let n = 0; n < 32768; n++) {
+    for (let n = this.#nameHints.get(pattern) ?? 0; n < 32768; n++) {
       const name = head + String(n) + tail;
       if (this.#names.has(name)) continue;
       if (!validIfname(name)) break;
+      this.#nameHints.set(pattern, n);
       return name;
     }
     throw sysErr("ENOSPC");
