@@ -32,7 +32,7 @@ export interface MediatorCounters {
   refused: Record<string, number>;
   /** Requests the decoder rejected (EINVAL). */
   invalid: number;
-  /** Requests the host facade failed (EIO / ENOMEM). */
+  /** Requests the host facade failed (EIO, ENOMEM, EAGAIN, or EINVAL for a value only the host knows is out of range). */
   hostFailed: number;
 }
 
@@ -242,7 +242,10 @@ export class VfConfigMediator {
     return { status: r.status, qualifier: r.qualifier };
   }
 
-  /** Runs a host operation; a throw becomes EIO/HOST_FAILED, or ENOMEM/NORESOURCE for exhaustion. */
+  /**
+   * Runs a host operation; a throw becomes ENOMEM/NORESOURCE (exhaustion), EINVAL/INVALID_FIELD
+   * (the host's EINVAL), EAGAIN/TRYAGAIN (EBUSY, EAGAIN) or EIO/HOST_FAILED (anything else).
+   */
   #host(fn: () => MediatorResponse): MediatorResponse {
     try {
       return fn();
@@ -252,6 +255,10 @@ export class VfConfigMediator {
       if (code === "ENOSPC" || code === "ENOMEM" || code.endsWith("_FULL") || code.endsWith("_EXHAUSTED")) {
         return { status: AdminStatus.ENOMEM, qualifier: AdminQualifier.NORESOURCE };
       }
+      // The host facade validates a whole request before applying any of it, so a value it calls
+      // invalid (a rate above the line rate) changed nothing: the spec's EINVAL fits (§2.12.1.2).
+      if (code === "EINVAL") return { status: AdminStatus.EINVAL, qualifier: AdminQualifier.INVALID_FIELD };
+      if (code === "EBUSY" || code === "EAGAIN") return { status: AdminStatus.EAGAIN, qualifier: AdminQualifier.TRYAGAIN };
       return { status: AdminStatus.EIO, qualifier: AdminQualifier.HOST_FAILED };
     }
   }

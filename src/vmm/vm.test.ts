@@ -209,6 +209,10 @@ test("guest VF configuration over the admin queue: applied on the host, policy r
   assert.deepEqual([refused.status, refused.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_VLAN]);
   assert.equal(w.host.getVfInfo(w.pf).vfs[2]!.vlan, 0, "nothing changed on the host");
   assert.equal(w.vm.vpfs[0]!.mediator.counters.refused.POLICY_VLAN, 1);
+  // A rate above the line rate (100 Gbit/s) is the host's EINVAL, passed on as such.
+  const fast = admin(w, f, { op: "set-rate", vf: 1, minTxRateMbps: 0, maxTxRateMbps: 200_000 });
+  assert.deepEqual([fast.status, fast.qualifier], [AdminStatus.EINVAL, AdminQualifier.INVALID_FIELD]);
+  assert.equal(w.host.getVfInfo(w.pf).vfs[1]!.maxTxRate, 0);
   const trust = admin(w, f, { op: "set-trust", vf: 2, enabled: true });
   assert.deepEqual([trust.status, trust.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_TRUST]);
   const cfg = decodeVfConfig(admin(w, f, { op: "get-config", vf: 1 }).payload);
