@@ -207,18 +207,32 @@ async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record
   if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
   const deviceID = conf.deviceID;
   const ns = requireNetnsName(env);
-  const client = await connect(conf.guestEndpoint);
+  if (conf.guestEndpoint === undefined) throw new CniError("CNI_INVALID_CONFIG", "guestEndpoint: required (or set VPF_GUEST_ENDPOINT)", { details: { field: "guestEndpoint" } });
+  // IPAM does not depend on the VF, so the delegate (a process start) runs from the first moment,
+  // alongside everything else; if ADD fails anywhere, its DEL (idempotent) releases the address.
+  const ipamType = conf.ipamType;
+  const ipamP = ipamType === undefined ? undefined : execDelegate(ipamType, delegateEnv(env, "ADD"), stdin).then(checkIpamResult);
+  ipamP?.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
   try {
-    // Independent look-ups go out together: each is a round trip to the guest.
-    const [namespaces, loc] = await Promise.all([client.netnsList(), locateVf(client, deviceID)]);
-    if (!namespaces.includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
-    return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces));
-  } finally {
-    client.close();
+    const client = await connect(conf.guestEndpoint);
+    try {
+      // Independent look-ups go out together: each is a round trip to the guest.
+      const [namespaces, loc] = await Promise.all([client.netnsList(), locateVf(client, deviceID)]);
+      if (!namespaces.includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
+      return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces, ipamP));
+    } finally {
+      client.close();
+    }
+  } catch (e) {
+    if (ipamType !== undefined) {
+      await ipamP?.catch(() => undefined);
+      await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin).catch(() => undefined);
+    }
+    throw e;
   }
 }
 
-async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: GuestEndpointClient, loc: VfLocation, ns: string, namespaces: string[]): Promise<Record<string, unknown>> {
+async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: GuestEndpointClient, loc: VfLocation, ns: string, namespaces: string[], ipamP: Promise<IpamResult> | undefined): Promise<Record<string, unknown>> {
   const alloc = await readAlloc(conf.dataDir, loc.vf);
   const rtnl = new Rtnl(client);
   if (alloc !== undefined) {
@@ -233,18 +247,6 @@ async function addLocked(env: CniEnv, conf: NetConf, stdin: string, client: Gues
     await removeFile(allocPath(conf.dataDir, loc.vf));
   }
   const undo: (() => Promise<void>)[] = [];
-  // IPAM does not depend on the VF, so the delegate runs while the VF is being configured; its
-  // DEL is the last undo step (it is idempotent, so it is safe even if ADD never finished).
-  let ipamP: Promise<IpamResult> | undefined;
-  if (conf.ipamType !== undefined) {
-    const ipamType = conf.ipamType;
-    ipamP = execDelegate(ipamType, delegateEnv(env, "ADD"), stdin).then(checkIpamResult);
-    ipamP.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
-    undo.push(async () => {
-      await ipamP?.catch(() => undefined);
-      await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin);
-    });
-  }
   try {
     const [vfNetdevs, pf, podFd] = await Promise.all([netdevsOf(client, loc.vf), rtnl.getLink(null, { name: loc.pfNetdev }, true), client.netnsOpen(ns)]);
     const vfNetdev = vfNetdevs[0];
