@@ -51,6 +51,7 @@ export class GuestKernel implements RtnlKernel {
   /** netdev → its virtio device, for sysfs nesting. */
   readonly netdevParent = new Map<NetDevice, VirtioPciDevice>();
   #nextPid = 100;
+  #pingId = 0x1233;
   #halted = false;
   /** Bumped by every uevent and namespace change: sysfs rebuilds its directories only then. */
   generation = 0;
@@ -343,21 +344,25 @@ export class GuestKernel implements RtnlKernel {
   }
 
   /**
-   * `ping -c count dst` from namespace `ns`: sends echo requests and returns how many replies
-   * arrived. Replies land synchronously when the data plane delivers inside the send; otherwise
-   * the caller advances its clock and polls.
+   * `ping -c count dst` from namespace `ns`: sends echo requests and returns how many of them
+   * were answered. Each call uses its own ICMP identifier (iputils uses one per process), so late
+   * replies to an earlier ping are not counted. Replies land synchronously when the data plane
+   * delivers inside the send; otherwise the caller advances its clock and polls.
    */
-  ping(ns: string | null, dst: string, count = 1, id = 0x1234): number {
+  ping(ns: string | null, dst: string, count = 1, id?: number): number {
     const st = this.stack(ns);
     const ip = parseIpv4(dst);
-    const before = st.replies.filter((r) => r.from === ip && r.id === id).length;
+    const ident = id ?? (this.#pingId = (this.#pingId + 1) & 0xffff);
+    const answered = new Set<number>();
+    const before = st.replies.length;
     for (let seq = 1; seq <= count; seq++) {
-      st.sendEcho(ip, id, seq);
+      st.sendEcho(ip, ident, seq);
       this.poll();
       // An ARP exchange may have been needed first; the queued echo leaves when it resolves.
       this.poll();
     }
-    return st.replies.filter((r) => r.from === ip && r.id === id).length - before;
+    for (const r of st.replies.slice(before)) if (r.from === ip && r.id === ident && r.seq >= 1 && r.seq <= count) answered.add(r.seq);
+    return answered.size;
   }
 }
 

@@ -164,9 +164,13 @@ export class IpStack {
       return;
     }
     const q = this.#pending.get(nexthop) ?? [];
-    // Linux keeps a small per-neighbour queue (unres_qlen); three is enough for the model.
-    if (q.length < 3) q.push({ dev, packet });
-    else this.counters.dropped++;
+    // A small per-neighbour queue (Linux: unres_qlen_bytes); when full, the oldest packet goes,
+    // as __neigh_event_send drops from the head.
+    if (q.length >= 3) {
+      q.shift();
+      this.counters.dropped++;
+    }
+    q.push({ dev, packet });
     this.#pending.set(nexthop, q);
     const src = dev.addrs[0]?.address ?? 0;
     this.#sendArp(dev, 1, new Uint8Array(6), src, nexthop, new Uint8Array([255, 255, 255, 255, 255, 255]));
