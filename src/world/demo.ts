@@ -161,7 +161,7 @@ export async function demoReport(out: Writable | undefined): Promise<DemoReport>
   } catch (e) {
     s.check("the demo ran to the end", false, e instanceof Error ? e.message : String(e));
   } finally {
-    world.close();
+    await world.close();
   }
   return s.finish();
 }

@@ -19,6 +19,8 @@ import { hostBackend } from "../vmm/host-adapter.js";
 import type { VfBackend } from "../vmm/host-adapter.js";
 import type { VmPolicy } from "../vmm/policy.js";
 import { GuestKernel } from "../guest/index.js";
+import { startLinuxOnVm } from "../linux/index.js";
+import type { LinuxGuest } from "../linux/index.js";
 import type { ExecResult, WorldService } from "./daemon.js";
 import type { Topology, VmSpec, ExternalSpec, HostSpec } from "./topology.js";
 import { parseCommandLine, argvToCommandLine, ShellSyntaxError } from "./shell.js";
@@ -49,13 +51,24 @@ export interface VmNode {
   readonly pool: BackendPool<VfBackend>;
 }
 
+/** A VM running a real Linux kernel (v86); its shell is reached through the serial console. */
+export interface LinuxVmNode {
+  readonly kind: "linux-vm";
+  readonly spec: VmSpec;
+  readonly hostNode: HostNode;
+  readonly vm: Vm;
+  readonly vpf: Vpf;
+  readonly linux: LinuxGuest;
+  readonly pool: BackendPool<VfBackend>;
+}
+
 export interface ExternalNode {
   readonly kind: "external";
   readonly spec: ExternalSpec;
   readonly ext: ExternalHost;
 }
 
-export type WorldNode = HostNode | VmNode | ExternalNode;
+export type WorldNode = HostNode | VmNode | LinuxVmNode | ExternalNode;
 
 export interface WorldStatus {
   readonly topology: string;
@@ -112,12 +125,35 @@ export class World implements WorldService {
 
   private constructor(readonly topology: Topology) {}
 
+  /** Builds a world whose guests are all model guests (no real kernel to boot). */
   static create(topology: Topology): World {
     const w = new World(topology);
+    const linux = topology.hosts.flatMap((h) => h.vms).find((v) => v.guest === "linux");
+    if (linux !== undefined) throw new WorldError("WORLD_GUEST_UNSUPPORTED", `VM ${linux.name} runs a real Linux guest: build this world with createWorld()`);
     topology.hosts.forEach((h, hi) => w.#buildHost(h, hi));
     for (const e of topology.externals) w.#buildExternal(e);
     return w;
   }
+
+  /** Builds a world; VMs with `guest: linux` boot a real kernel in v86 (seconds, or a snapshot). */
+  static async build(topology: Topology): Promise<World> {
+    const w = new World(topology);
+    topology.hosts.forEach((h, hi) => w.#buildHost(h, hi));
+    for (const e of topology.externals) w.#buildExternal(e);
+    try {
+      for (const [name, pending] of w.#pendingLinux) {
+        const linux = await startLinuxOnVm(pending.vm);
+        w.nodes.set(name, { ...pending, kind: "linux-vm", linux });
+      }
+    } catch (e) {
+      await w.close();
+      throw e;
+    }
+    w.#pendingLinux.clear();
+    return w;
+  }
+
+  readonly #pendingLinux = new Map<string, Omit<LinuxVmNode, "kind" | "linux">>();
 
   #sh(host: Host, line: string): void {
     const r = runCommand(host, line);
@@ -164,12 +200,13 @@ export class World implements WorldService {
       const backend = addVdpa(v.port, `${v.name}-vpf`, vpfMac, `vPF of ${v.name}`);
       const pool = node.pools.get(v.pool);
       if (pool === undefined) throw new WorldError("WORLD_SETUP", `VM ${v.name}: no pool ${v.pool}`);
-      if (v.guest !== "model") {
-        throw new WorldError("WORLD_GUEST_UNSUPPORTED", `VM ${v.name}: guest '${v.guest}' cannot run in the daemon yet; use guest: model (the real-Linux guest runs in the linux-* scenario tests)`);
-      }
       const vm = new Vm({ name: v.name, memory: v.memoryMiB * 1024 * 1024 });
       const vpf = vm.addVpf({ backend, pool, policy: vmPolicy(v), quota: v.quota });
       vm.start();
+      if (v.guest === "linux") {
+        this.#pendingLinux.set(v.name, { spec: v, hostNode: node, vm, vpf, pool });
+        return;
+      }
       const kernel = GuestKernel.boot({ platform: vm, memory: vm.memory });
       this.nodes.set(v.name, { kind: "vm", spec: v, hostNode: node, vm, vpf, kernel, pool });
     });
@@ -222,6 +259,12 @@ export class World implements WorldService {
 
   async #run(node: WorldNode, c: SimpleCommand): Promise<ExecResult> {
     switch (node.kind) {
+      case "linux-vm": {
+        // The real kernel's busybox shell parses the line itself (redirections included).
+        const line = c.argv.join(" ").concat(c.redirect === undefined ? "" : ` ${c.redirect.append ? ">>" : ">"} ${c.redirect.path}`);
+        const r = await node.linux.run(line);
+        return { stdout: r.output, stderr: "", exitCode: r.status };
+      }
       case "vm":
         return runGuestCommand(this, node, c);
       case "host":
@@ -240,14 +283,14 @@ export class World implements WorldService {
         const holderOf = new Map<string, string>();
         for (const pool of n.pools.values()) {
           for (const vm of this.nodes.values()) {
-            if (vm.kind !== "vm" || vm.pool !== pool) continue;
+            if ((vm.kind !== "vm" && vm.kind !== "linux-vm") || vm.pool !== pool) continue;
             for (let i = 1; i <= vm.vpf.boundVfs; i++) {
               const b = vm.vpf.vvfBackend(i);
               if (b !== undefined) holderOf.set(b.name, `${vm.spec.name} vVF ${i}`);
             }
           }
         }
-        for (const vm of this.nodes.values()) if (vm.kind === "vm" && vm.hostNode === n) holderOf.set(vm.vpf.backend.name, `${vm.spec.name} vPF`);
+        for (const vm of this.nodes.values()) if ((vm.kind === "vm" || vm.kind === "linux-vm") && vm.hostNode === n) holderOf.set(vm.vpf.backend.name, `${vm.spec.name} vPF`);
         hosts.push({
           name: n.spec.name,
           pfs: n.host.pfNames().map((ifname) => ({ ifname, numVfs: n.host.sriovNumVfs(ifname), totalVfs: n.host.sriovTotalVfs(ifname) })),
@@ -261,7 +304,7 @@ export class World implements WorldService {
             heldBy: holderOf.get(vdpa) ?? "-",
           })),
         });
-      } else if (n.kind === "vm") {
+      } else if (n.kind === "vm" || n.kind === "linux-vm") {
         vms.push({
           name: n.spec.name,
           host: n.hostNode.spec.name,
@@ -270,7 +313,7 @@ export class World implements WorldService {
           numVfs: n.vpf.sriov?.numVfs ?? 0,
           totalVfs: n.vpf.totalVfs,
           boundVfs: n.vpf.boundVfs,
-          netdevs: n.kernel.allNetdevs().map((d) => (d.ns === n.kernel.initNs ? d.name : `${d.name}@${n.kernel.netnsList().find((x) => n.kernel.namespace(x) === d.ns) ?? "?"}`)),
+          netdevs: n.kind === "linux-vm" ? ["(ask the guest: ip link)"] : netdevNames(n.kernel),
         });
       } else {
         externals.push({ name: n.spec.name, host: n.spec.host, port: n.spec.port, ipv4: n.spec.ipv4, vlan: n.spec.vlan ?? null });
@@ -279,20 +322,27 @@ export class World implements WorldService {
     return { topology: this.topology.name, virtualTimeNs: String(this.clock.now()), hosts, vms, externals };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const n of this.nodes.values()) {
       if (n.kind === "vm") {
         n.kernel.shutdown();
         n.vm.stop();
+      } else if (n.kind === "linux-vm") {
+        await n.linux.shutdown();
+        n.vm.stop();
       }
     }
   }
 }
 
+function netdevNames(k: GuestKernel): string[] {
+  return k.allNetdevs().map((d) => (d.ns === k.initNs ? d.name : `${d.name}@${k.netnsList().find((x) => k.namespace(x) === d.ns) ?? "?"}`));
+}
+
 export function createWorld(topology: Topology): Promise<World> {
-  return Promise.resolve(World.create(topology));
+  return World.build(topology);
 }
 
 /** `vpf status` as a table. */
