@@ -491,6 +491,13 @@ test("EVENT_IDX: negotiated when offered; refilled receive buffers need no doorb
   assert.equal(b.stats.rxPackets, 10);
   assert.equal(va.tx.kicks - txKicks, 10);
   assert.equal(vb.rx.kicks, rxKicks, "the device had buffers left: avail_event did not ask for a kick");
+  // A burst (xmit_more) rings the doorbell once; a burst longer than the ring kicks when full.
+  const kicksBefore = va.tx.kicks;
+  assert.equal(a.transmitBatch(new Array<Uint8Array>(20).fill(f)), 20);
+  assert.equal(b.stats.rxPackets, 30);
+  assert.equal(va.tx.kicks - kicksBefore, 1);
+  assert.equal(a.transmitBatch(new Array<Uint8Array>(150).fill(f)), 150);
+  assert.equal(b.stats.rxPackets, 180);
   assert.equal(va.tx.bogusUsed + vb.rx.bogusUsed, 0);
 });
 

@@ -53,6 +53,8 @@ export interface VfStats {
 export interface NetDeviceOps {
   /** ndo_start_xmit: takes one Ethernet frame; false when it was dropped. */
   xmit(frame: Uint8Array): boolean;
+  /** Several frames with one doorbell (xmit_more); per frame whether it was queued. */
+  xmitBatch?(frames: readonly Uint8Array[]): boolean[];
   open?(): void;
   stop?(): void;
   setMac?(mac: Uint8Array): void;
@@ -169,6 +171,27 @@ export class NetDevice {
       this.stats.txBytes += frame.length;
     } else this.stats.txDropped++;
     return ok;
+  }
+
+  /**
+   * Sends a burst as the qdisc's bulk dequeue does (xmit_more on all but the last frame): the
+   * driver rings the doorbell once. Returns how many frames were queued.
+   */
+  transmitBatch(frames: readonly Uint8Array[]): number {
+    if (!this.isUp) {
+      this.stats.txDropped += frames.length;
+      return 0;
+    }
+    const res = this.ops.xmitBatch?.(frames) ?? frames.map((f) => this.ops.xmit(f));
+    let n = 0;
+    res.forEach((ok, i) => {
+      if (ok) {
+        n++;
+        this.stats.txPackets++;
+        this.stats.txBytes += frames[i]!.length;
+      } else this.stats.txDropped++;
+    });
+    return n;
   }
 }
 

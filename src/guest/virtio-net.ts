@@ -159,18 +159,36 @@ export class VirtNet {
     }
   }
 
-  #xmit(frame: Uint8Array): boolean {
+  /** Queues one frame without notifying; false when it is too big or the ring stays full. */
+  #queueTx(frame: Uint8Array): boolean {
     if (frame.length + VNET_HDR_LEN > TX_BUF_LEN) return false;
-    if (this.#txFree.length === 0) this.#reapTx();
+    if (this.#txFree.length === 0) {
+      // Ring full: let the device see what is queued, then take back what it finished.
+      this.tx.kick();
+      this.#reapTx();
+    }
     const slot = this.#txFree.pop();
     if (slot === undefined) return false;
     const addr = this.#txBufs + slot * TX_BUF_LEN;
     this.#m.fill(addr, VNET_HDR_LEN);
     this.#m.write(addr + VNET_HDR_LEN, frame);
     this.tx.add([{ addr, len: VNET_HDR_LEN + frame.length, write: false }], slot);
+    return true;
+  }
+
+  #xmit(frame: Uint8Array): boolean {
+    const ok = this.#queueTx(frame);
+    if (ok) this.tx.kick();
+    this.#reapTx();
+    return ok;
+  }
+
+  /** start_xmit with xmit_more: every frame queued, one doorbell at the end. */
+  #xmitBatch(frames: readonly Uint8Array[]): boolean[] {
+    const out = frames.map((f) => this.#queueTx(f));
     this.tx.kick();
     this.#reapTx();
-    return true;
+    return out;
   }
 
   /** virtnet_set_mac_address: tells the device through the control queue when it can listen. */
@@ -257,6 +275,7 @@ export class VirtNet {
   #ops(): NetDeviceOps {
     return {
       xmit: (f) => this.#xmit(f),
+      xmitBatch: (fs) => this.#xmitBatch(fs),
       setMac: (mac) => {
         this.#setMac(mac);
       },
