@@ -155,6 +155,12 @@ export class GuestKernel implements RtnlKernel {
 
   /** `ip netns add`: EEXIST for a taken name, EINVAL for one `ip` would refuse. */
   netnsAdd(name: string): void {
+    toKernelError(() => {
+      this.#netnsAdd(name);
+    });
+  }
+
+  #netnsAdd(name: string): void {
     if (name.length === 0 || name.length > 255 || name.includes("/") || name === "." || name === "..") throw sysErr("EINVAL", `invalid netns name ${JSON.stringify(name)}`);
     if (this.#namespaces.has(name)) throw sysErr("EEXIST", `network namespace ${name} exists`);
     this.#newNs(name, this.#nextPid++);
@@ -166,6 +172,12 @@ export class GuestKernel implements RtnlKernel {
    * renamed to dev%d if their name is taken there; addresses are flushed.
    */
   netnsDel(name: string): void {
+    toKernelError(() => {
+      this.#netnsDel(name);
+    });
+  }
+
+  #netnsDel(name: string): void {
     const ns = this.namespace(name);
     if (ns === this.initNs) throw sysErr("EINVAL");
     for (const dev of ns.list()) {
