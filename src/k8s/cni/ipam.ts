@@ -87,3 +87,19 @@ export async function execDelegateNegotiated(type: string, env: DelegateEnv, std
     return execDelegate(type, env, JSON.stringify({ ...conf, cniVersion: common }));
   }
 }
+
+/**
+ * ipam.type of a configuration text, if it is a plain JSON object naming a plausible plugin, so
+ * that main.ts can start the delegate before the rest of the plugin is loaded. The full
+ * validation still happens in parseConf; an ADD that then fails releases the address.
+ */
+export function ipamTypeOf(stdin: string): string | undefined {
+  try {
+    const v: unknown = JSON.parse(stdin);
+    const ipam = typeof v === "object" && v !== null ? (v as Record<string, unknown>).ipam : undefined;
+    const t = typeof ipam === "object" && ipam !== null ? (ipam as Record<string, unknown>).type : undefined;
+    return typeof t === "string" && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(t) ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}

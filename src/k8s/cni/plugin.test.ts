@@ -347,3 +347,22 @@ test("model-based: any sequence of ADD, DEL and pod deaths keeps one VF per pod,
     { numRuns: 60 },
   );
 });
+
+test("the executable starts IPAM before loading the plugin; a refused ADD still releases the address", async (t) => {
+  const b = await cniBench();
+  t.after(() => b.close());
+  const ipamFiles = async (): Promise<string[]> => (await readdir(join(b.dir, "ipam", "vfnet")).catch(() => [])).filter((f) => /^\d/.test(f));
+  for (const bad of [{ vlanQoS: 3 }, { deviceID: PF_BDF }, { cniVersion: "0.4.0" }]) {
+    const r = await execPlugin(b.env("ADD", "c1", "pod1"), JSON.stringify(b.conf(bad)));
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.deepEqual(await ipamFiles(), [], JSON.stringify(bad));
+  }
+  const missingId = await execPlugin({ ...b.env("ADD", "c1", "pod1"), CNI_CONTAINERID: "" }, JSON.stringify(b.conf()));
+  assert.equal((JSON.parse(missingId.stdout) as Json).code, 3);
+  const ok = await execPlugin(b.env("ADD", "c1", "pod1"), JSON.stringify(b.conf()));
+  assert.equal(ok.exitCode, 0, ok.stdout);
+  // host-local hands out addresses round-robin, so the one kept is the next after those released.
+  const kept = await ipamFiles();
+  assert.equal(kept.length, 1);
+  assert.equal(((JSON.parse(ok.stdout) as Json).ips as Json[])[0]!.address, `${kept[0]}/24`);
+});

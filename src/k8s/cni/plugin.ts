@@ -62,17 +62,26 @@ function isCacheEntry(v: unknown): v is CacheEntry {
     typeof o.orig === "object" && o.orig !== null && typeof o.applied === "object" && o.applied !== null;
 }
 
+/** An IPAM ADD the caller started before the plugin was loaded (main.ts does, to overlap it with module loading). */
+export interface RunOptions {
+  readonly ipam?: { readonly type: string; readonly add: Promise<unknown> };
+}
+
 /** Runs one CNI invocation: env and stdin in, stdout text and exit status out. Never throws. */
-export async function runCni(envVars: Readonly<Record<string, string | undefined>>, stdin: string): Promise<CniOutcome> {
+export async function runCni(envVars: Readonly<Record<string, string | undefined>>, stdin: string, opts: RunOptions = {}): Promise<CniOutcome> {
   let version: string = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
+  let early = opts.ipam;
   try {
     const env = parseEnv(envVars);
     if (env.command === "VERSION") return { stdout: JSON.stringify(versionReply(stdin)), exitCode: 0 };
     const conf = parseConf(stdin, env);
     version = conf.cniVersion;
     switch (env.command) {
-      case "ADD":
-        return { stdout: JSON.stringify(await cmdAdd(env, conf, stdin)), exitCode: 0 };
+      case "ADD": {
+        const pre = early !== undefined && early.type === conf.ipamType ? early.add : undefined;
+        if (pre !== undefined) early = undefined; // cmdAdd owns it now, failure clean-up included
+        return { stdout: JSON.stringify(await cmdAdd(env, conf, stdin, pre)), exitCode: 0 };
+      }
       case "DEL":
         await cmdDel(env, conf, stdin);
         return { stdout: "", exitCode: 0 };
@@ -82,13 +91,31 @@ export async function runCni(envVars: Readonly<Record<string, string | undefined
       case "STATUS":
         await cmdStatus(env, conf, stdin);
         return { stdout: "", exitCode: 0 };
-      case "GC":
+      default: // "GC", the last verb parseEnv admits
         await cmdGc(env, conf, stdin);
         return { stdout: "", exitCode: 0 };
     }
   } catch (e) {
     return { stdout: JSON.stringify(errorJson(version, e)), exitCode: 1 };
+  } finally {
+    // A pre-started IPAM ADD that the ADD never took over (bad input): release what it got.
+    if (early !== undefined) {
+      await early.add.catch(() => undefined);
+      await execDelegate(early.type, rawDelegateEnv(envVars, "DEL"), stdin).catch(() => undefined);
+    }
   }
+}
+
+/** Delegate env straight from the process env, for when it did not parse. */
+export function rawDelegateEnv(envVars: Readonly<Record<string, string | undefined>>, command: string): DelegateEnv {
+  return {
+    command,
+    containerId: envVars.CNI_CONTAINERID ?? "",
+    netns: envVars.CNI_NETNS ?? "",
+    ifname: envVars.CNI_IFNAME ?? "",
+    args: envVars.CNI_ARGS ?? "",
+    path: (envVars.CNI_PATH ?? "").split(":").filter((x) => x !== ""),
+  };
 }
 
 function versionReply(stdin: string): Record<string, unknown> {
@@ -203,7 +230,7 @@ function checkIpamResult(v: unknown): IpamResult {
   };
 }
 
-async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record<string, unknown>> {
+async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string, preIpam?: Promise<unknown>): Promise<Record<string, unknown>> {
   if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
   const deviceID = conf.deviceID;
   const ns = requireNetnsName(env);
@@ -211,7 +238,7 @@ async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string): Promise<Record
   // IPAM does not depend on the VF, so the delegate (a process start) runs from the first moment,
   // alongside everything else; if ADD fails anywhere, its DEL (idempotent) releases the address.
   const ipamType = conf.ipamType;
-  const ipamP = ipamType === undefined ? undefined : execDelegate(ipamType, delegateEnv(env, "ADD"), stdin).then(checkIpamResult);
+  const ipamP = ipamType === undefined ? undefined : (preIpam ?? execDelegate(ipamType, delegateEnv(env, "ADD"), stdin)).then(checkIpamResult);
   ipamP?.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
   try {
     const client = await connect(conf.guestEndpoint);
