@@ -585,3 +585,26 @@ test("sysfs directory caching: a listener reading sysfs in the middle of a chang
   k.renameDevice(k.initNs.byName("eth0")!, "uplink0");
   assert.deepEqual(s.list("/sys/class/net"), ["lo", "uplink0"]);
 });
+
+test("property: random sysfs paths fail only with errno-coded errors, for every operation", () => {
+  const { k } = boot();
+  k.sysfsWrite(`${PF}/sriov_numvfs`, "2");
+  const seg = fc.oneof(
+    fc.constantFrom("sys", "bus", "pci", "devices", "class", "net", "eth0", "eth1", "..", ".", "", "0000:01:00.0", "0000:01:00.1", "virtio0", "virtio1", "physfn", "virtfn0", "device", "driver", "config", "subsystem", "statistics", "msi_irqs"),
+    fc.string({ maxLength: 5 }),
+  );
+  fc.assert(
+    fc.property(fc.array(seg, { maxLength: 9 }), fc.boolean(), fc.constantFrom("read", "readlink", "list", "write"), (parts, abs, op) => {
+      const path = (abs ? "/" : "") + parts.join("/");
+      try {
+        if (op === "read") k.sysfsReadBytes(path);
+        else if (op === "readlink") k.sysfsReadlink(path);
+        else if (op === "list") k.sysfsList(path);
+        else k.sysfsWrite(path, "1");
+      } catch (e) {
+        assert.ok(e instanceof Error && "errno" in e, `${op} ${path}: ${String(e)}`);
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
