@@ -16,15 +16,17 @@ try {
 } catch {
   // no stdin (closed or a terminal that would block): the configuration parser reports it
 }
-// For ADD, the IPAM delegate (a process start of its own) is started before the rest of the
-// plugin loads, so the two overlap; runCni takes it over, or releases it if the input is bad.
-let ipam: { type: string; add: Promise<unknown> } | undefined;
-const ipamType = process.env.CNI_COMMAND === "ADD" ? ipamTypeOf(stdin) : undefined;
-if (ipamType !== undefined) {
+// For ADD and DEL, the IPAM delegate (a process start of its own) is started before the rest of
+// the plugin loads, so the two overlap; runCni takes it over (and releases a pre-started ADD's
+// address if the input turns out bad).
+let ipam: { type: string; command: "ADD" | "DEL"; call: Promise<unknown> } | undefined;
+const command = process.env.CNI_COMMAND;
+const ipamType = command === "ADD" || command === "DEL" ? ipamTypeOf(stdin) : undefined;
+if (ipamType !== undefined && (command === "ADD" || command === "DEL")) {
   const env = process.env;
-  const add = execDelegateNegotiated(ipamType, { command: "ADD", containerId: env.CNI_CONTAINERID ?? "", netns: env.CNI_NETNS ?? "", ifname: env.CNI_IFNAME ?? "", args: env.CNI_ARGS ?? "", path: (env.CNI_PATH ?? "").split(":").filter((x) => x !== "") }, stdin);
-  add.catch(() => undefined); // handed to runCni, which awaits it
-  ipam = { type: ipamType, add };
+  const call = execDelegateNegotiated(ipamType, { command, containerId: env.CNI_CONTAINERID ?? "", netns: env.CNI_NETNS ?? "", ifname: env.CNI_IFNAME ?? "", args: env.CNI_ARGS ?? "", path: (env.CNI_PATH ?? "").split(":").filter((x) => x !== "") }, stdin);
+  call.catch(() => undefined); // handed to runCni, which awaits it
+  ipam = { type: ipamType, command, call };
 }
 const { runCni } = await import("./plugin.js");
 const out = await runCni(process.env, stdin, ipam === undefined ? {} : { ipam });

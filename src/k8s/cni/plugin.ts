@@ -62,9 +62,12 @@ function isCacheEntry(v: unknown): v is CacheEntry {
     typeof o.orig === "object" && o.orig !== null && typeof o.applied === "object" && o.applied !== null;
 }
 
-/** An IPAM ADD the caller started before the plugin was loaded (main.ts does, to overlap it with module loading). */
+/**
+ * An IPAM call the caller started before the plugin was loaded (main.ts does, to overlap the two
+ * process starts): the delegate's ADD for ADD, its DEL for DEL.
+ */
 export interface RunOptions {
-  readonly ipam?: { readonly type: string; readonly add: Promise<unknown> };
+  readonly ipam?: { readonly type: string; readonly command: "ADD" | "DEL"; readonly call: Promise<unknown> };
 }
 
 /** Runs one CNI invocation: env and stdin in, stdout text and exit status out. Never throws. */
@@ -78,13 +81,16 @@ export async function runCni(envVars: Readonly<Record<string, string | undefined
     version = conf.cniVersion;
     switch (env.command) {
       case "ADD": {
-        const pre = early !== undefined && early.type === conf.ipamType ? early.add : undefined;
+        const pre = early !== undefined && early.command === "ADD" && early.type === conf.ipamType ? early.call : undefined;
         if (pre !== undefined) early = undefined; // cmdAdd owns it now, failure clean-up included
         return { stdout: JSON.stringify(await cmdAdd(env, conf, stdin, pre)), exitCode: 0 };
       }
-      case "DEL":
-        await cmdDel(env, conf, stdin);
+      case "DEL": {
+        const pre = early !== undefined && early.command === "DEL" && early.type === conf.ipamType ? early.call : undefined;
+        if (pre !== undefined) early = undefined;
+        await cmdDel(env, conf, stdin, pre);
         return { stdout: "", exitCode: 0 };
+      }
       case "CHECK":
         await cmdCheck(env, conf, stdin);
         return { stdout: "", exitCode: 0 };
@@ -98,10 +104,11 @@ export async function runCni(envVars: Readonly<Record<string, string | undefined
   } catch (e) {
     return { stdout: JSON.stringify(errorJson(version, e)), exitCode: 1 };
   } finally {
-    // A pre-started IPAM ADD that the ADD never took over (bad input): release what it got.
+    // A pre-started IPAM ADD that the ADD never took over (bad input): release what it got. (A
+    // pre-started DEL needs nothing more: releasing twice is what DEL allows.)
     if (early !== undefined) {
-      await early.add.catch(() => undefined);
-      await execDelegate(early.type, rawDelegateEnv(envVars, "DEL"), stdin).catch(() => undefined);
+      await early.call.catch(() => undefined);
+      if (early.command === "ADD") await execDelegate(early.type, rawDelegateEnv(envVars, "DEL"), stdin).catch(() => undefined);
     }
   }
 }
@@ -353,9 +360,13 @@ async function loadEntry(conf: NetConf, containerId: string, ifname: string): Pr
   return isCacheEntry(v) ? v : undefined;
 }
 
-async function cmdDel(env: CniEnv, conf: NetConf, stdin: string): Promise<void> {
+async function cmdDel(env: CniEnv, conf: NetConf, stdin: string, preIpam?: Promise<unknown>): Promise<void> {
+  const ipamType = conf.ipamType;
+  // The IPAM release is independent of the VF: it starts now (or was started by main.ts).
+  const ipamP = ipamType === undefined ? undefined : (preIpam ?? execDelegate(ipamType, delegateEnv(env, "DEL"), stdin));
+  ipamP?.catch(() => undefined); // awaited below
   const ipamDel = async (): Promise<void> => {
-    if (conf.ipamType !== undefined) await execDelegate(conf.ipamType, delegateEnv(env, "DEL"), stdin);
+    await ipamP;
   };
   const entry = await loadEntry(conf, env.containerId, env.ifname);
   // Nothing of ours is left (never added, or already deleted): DEL still succeeds, and IPAM gets
