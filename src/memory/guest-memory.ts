@@ -10,6 +10,13 @@
  *
  * Adjacent regions given at construction are coalesced into one backing buffer, so an access
  * that crosses from one to the next behaves like it does on real RAM.
+ *
+ * A region may instead be backed by a caller's Uint8Array (`backing`): reads and writes go
+ * straight to that array (zero copy), e.g. the RAM of an emulator that runs the guest's CPU, so
+ * that device DMA and the guest's own loads and stores see the same bytes. `rebind` swaps the
+ * array of a region for another of the same length (an emulator may move its RAM, e.g. when it
+ * grows its heap or restores a snapshot). A backed region is never coalesced with a neighbour:
+ * two buffers cannot be one, so an access that crosses its edge is out of range.
  */
 import { VpfError } from "../base/index.js";
 
@@ -21,13 +28,19 @@ export interface MemoryRegionSpec {
   readonly base: number;
   /** Length in bytes. */
   readonly size: number;
+  /**
+   * Bytes to use as this region's RAM instead of a fresh buffer (zero copy: the caller's array
+   * and guest memory are the same bytes). Its length must equal `size`.
+   */
+  readonly backing?: Uint8Array;
 }
 
 interface Region {
   readonly base: number;
   readonly end: number; // exclusive
-  readonly bytes: Uint8Array;
-  readonly dv: DataView;
+  // Mutable only for rebind; same shape whether backed or not, so the access path stays monomorphic.
+  bytes: Uint8Array;
+  dv: DataView;
 }
 
 /** Largest region we agree to back with one ArrayBuffer (keeps tests from eating the machine). */
@@ -47,21 +60,24 @@ export class GuestMemory {
         throw badLayout(`invalid region base=${s.base} size=${s.size}`, { base: s.base, size: s.size });
       }
     }
+    for (const s of specs) {
+      if (s.backing !== undefined) checkBacking(s.base, s.size, s.backing);
+    }
     specs.sort((a, b) => a.base - b.base);
-    // Coalesce adjacent regions and refuse overlaps.
-    const merged: { base: number; size: number }[] = [];
+    // Coalesce adjacent unbacked regions and refuse overlaps.
+    const merged: { base: number; size: number; backing: Uint8Array | undefined }[] = [];
     for (const s of specs) {
       const prev = merged[merged.length - 1];
       if (prev !== undefined && s.base < prev.base + prev.size) {
         throw badLayout(`regions overlap at 0x${s.base.toString(16)}`, { base: s.base });
       }
-      if (prev !== undefined && s.base === prev.base + prev.size) prev.size += s.size;
-      else merged.push({ base: s.base, size: s.size });
+      if (prev !== undefined && s.base === prev.base + prev.size && prev.backing === undefined && s.backing === undefined) prev.size += s.size;
+      else merged.push({ base: s.base, size: s.size, backing: s.backing });
     }
     this.#regions = merged.map((m) => {
       if (m.size > MAX_REGION_BYTES) throw badLayout(`region of ${m.size} bytes exceeds ${MAX_REGION_BYTES}`, { size: m.size });
-      const bytes = new Uint8Array(m.size);
-      return { base: m.base, end: m.base + m.size, bytes, dv: new DataView(bytes.buffer) };
+      const bytes = m.backing ?? new Uint8Array(m.size);
+      return { base: m.base, end: m.base + m.size, bytes, dv: dataViewOf(bytes) };
     });
     const first = this.#regions[0];
     if (first === undefined) throw badLayout("guest memory needs at least one region", {});
@@ -71,6 +87,20 @@ export class GuestMemory {
   /** The regions after coalescing, lowest first. */
   regions(): MemoryRegionSpec[] {
     return this.#regions.map((r) => ({ base: r.base, size: r.end - r.base }));
+  }
+
+  /**
+   * Makes `backing` the RAM of the region that starts at `base` (zero copy, as
+   * `MemoryRegionSpec.backing`); its length must equal the region's size. The old bytes are not
+   * copied: the caller decides what the region holds. Views made earlier with `view` keep
+   * pointing at the old bytes, so rebind before devices set up their rings.
+   */
+  rebind(base: number, backing: Uint8Array): void {
+    const r = this.#regions.find((x) => x.base === base);
+    if (r === undefined) throw badLayout(`no region starts at ${String(base)}`, { base });
+    checkBacking(base, r.end - r.base, backing);
+    r.bytes = backing;
+    r.dv = dataViewOf(backing);
   }
 
   /** Total bytes of RAM. */
@@ -181,6 +211,17 @@ export class GuestMemory {
     const r = this.#region(addr, len);
     return r.bytes.subarray(addr - r.base, addr - r.base + len);
   }
+}
+
+function checkBacking(base: number, size: number, backing: Uint8Array): void {
+  if (!(backing instanceof Uint8Array) || backing.length !== size) {
+    const got = backing instanceof Uint8Array ? `${backing.length} bytes` : "not a Uint8Array";
+    throw badLayout(`backing for the region at 0x${base.toString(16)} of ${size} bytes is ${got}`, { base, size });
+  }
+}
+
+function dataViewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function checkLen(addr: number, len: number): void {

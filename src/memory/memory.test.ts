@@ -127,3 +127,94 @@ test("property: allocations never overlap and free returns everything", () => {
     }),
   );
 });
+
+test("backing: a region over a caller's array is the same bytes both ways (zero copy, offset view too)", () => {
+  const heap = new Uint8Array(0x3000);
+  const ram = heap.subarray(0x1000, 0x2000); // a window at a non-zero byteOffset, like wasm RAM
+  const m = new GuestMemory([{ base: 0x10000, size: 0x1000, backing: ram }]);
+  m.writeU32(0x10004, 0xdeadbeef);
+  assert.deepEqual([...heap.subarray(0x1004, 0x1008)], [0xef, 0xbe, 0xad, 0xde]);
+  heap[0x1010] = 0x5a;
+  assert.equal(m.readU8(0x10010), 0x5a);
+  m.view(0x10020, 4).set([1, 2, 3, 4]);
+  assert.equal(m.readU32(0x10020), 0x04030201);
+  // Bounds are the region's, not the buffer's: the bytes around the window stay unreachable.
+  assert.equal(code(() => m.readU8(0x10000 + 0x1000)), "MEM_OUT_OF_RANGE");
+  assert.equal(code(() => m.readU32(0xfffe)), "MEM_OUT_OF_RANGE");
+  assert.equal(code(() => m.view(0x10ffc, 8)), "MEM_OUT_OF_RANGE");
+  assert.equal(heap[0x0fff], 0);
+  assert.equal(heap[0x2000], 0);
+});
+
+test("backing: wrong length refused; a backed region is never coalesced with its neighbour", () => {
+  assert.equal(code(() => new GuestMemory([{ base: 0, size: 0x1000, backing: new Uint8Array(0x800) }])), "MEM_BAD_LAYOUT");
+  const m = new GuestMemory([
+    { base: 0, size: 0x1000 },
+    { base: 0x1000, size: 0x1000, backing: new Uint8Array(0x1000) },
+  ]);
+  assert.deepEqual(m.regions(), [{ base: 0, size: 0x1000 }, { base: 0x1000, size: 0x1000 }]);
+  assert.equal(code(() => m.writeU32(0xffe, 1)), "MEM_OUT_OF_RANGE");
+  m.writeU32(0xffc, 1);
+  m.writeU32(0x1000, 2);
+  assert.equal(m.readU32(0xffc) + m.readU32(0x1000), 3);
+});
+
+test("rebind: a region moves to new bytes of the same length; size mismatch and unknown base refused", () => {
+  const a = new Uint8Array(0x1000);
+  const m = new GuestMemory([{ base: 0x2000, size: 0x1000, backing: a }]);
+  m.writeU8(0x2001, 7);
+  const b = new Uint8Array(0x1000);
+  b[1] = 9;
+  m.rebind(0x2000, b);
+  assert.equal(m.readU8(0x2001), 9);
+  m.writeU16(0x2002, 0xbeef);
+  assert.equal(b[2], 0xef);
+  assert.equal(a[2], 0, "the old bytes are no longer written");
+  assert.equal(code(() => m.rebind(0x2000, new Uint8Array(0x2000))), "MEM_BAD_LAYOUT");
+  assert.equal(code(() => m.rebind(0x2800, new Uint8Array(0x1000))), "MEM_BAD_LAYOUT");
+  // A plain region can be rebound too (a VM built before the emulator's RAM existed).
+  const p = new GuestMemory(0x1000);
+  const ext = new Uint8Array(0x1000);
+  p.rebind(0, ext);
+  p.writeU32(0x10, 0x01020304);
+  assert.equal(ext[0x10], 4);
+});
+
+test("property: a backed region and a plain one agree on every access and refuse the same ones", () => {
+  const size = 0x400;
+  const op = fc.record({
+    kind: fc.constantFrom("u8", "u16", "u32", "u64", "bytes", "fill"),
+    addr: fc.oneof(fc.integer({ min: 0x1000 - 16, max: 0x1000 + size + 16 }), fc.constantFrom(-1, 0.5, Number.NaN, 2 ** 60)),
+    value: fc.integer({ min: 0, max: 0xffff_ffff }),
+    len: fc.integer({ min: 0, max: 24 }),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), fc.integer({ min: 0, max: 64 }), (ops, offset) => {
+      const heap = new Uint8Array(size + 128);
+      const plain = new GuestMemory([{ base: 0x1000, size }]);
+      const backed = new GuestMemory([{ base: 0x1000, size, backing: heap.subarray(offset, offset + size) }]);
+      for (const o of ops) {
+        const act = (m: GuestMemory): string => {
+          try {
+            switch (o.kind) {
+              case "u8": m.writeU8(o.addr, o.value & 0xff); return String(m.readU8(o.addr));
+              case "u16": m.writeU16(o.addr, o.value); return String(m.readU16(o.addr));
+              case "u32": m.writeU32(o.addr, o.value); return String(m.readU32(o.addr));
+              case "u64": m.writeU64(o.addr, BigInt(o.value) * 3n); return String(m.readU64(o.addr));
+              case "bytes": m.write(o.addr, new Uint8Array(o.len).fill(o.value & 0xff)); return m.read(o.addr, o.len).join(",");
+              case "fill": m.fill(o.addr, o.len, o.value & 0xff); return m.view(o.addr, o.len).join(",");
+            }
+          } catch (e) {
+            if (e instanceof GuestMemoryError) return e.code;
+            throw e;
+          }
+        };
+        assert.equal(act(backed), act(plain));
+      }
+      assert.deepEqual(heap.subarray(offset, offset + size), plain.read(0x1000, size));
+      // Nothing outside the window was touched.
+      assert.ok(heap.subarray(0, offset).every((b) => b === 0) && heap.subarray(offset + size).every((b) => b === 0));
+    }),
+    { numRuns: 200 },
+  );
+});
