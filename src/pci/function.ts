@@ -303,7 +303,9 @@ export class PciFunction {
   /** A guest configuration write: the generic masked store, then the hooks of touched bytes. */
   configWrite(offset: number, width: AccessWidth, value: number): PciEffect[] {
     if (!this.config.write(offset, width, value)) return [];
-    if (offset < PCI_STD_CAP_START) decodeEpoch.value++;
+    // Only Command (decode enables) and the BAR/ROM/bridge-window registers move MMIO decoding;
+    // other header writes (cache line, latency, interrupt line) must not rebuild the bus map.
+    if ((offset < 0x06 && offset + width > 0x04) || (offset < 0x34 && offset + width > 0x10)) decodeEpoch.value++;
     let effects: PciEffect[] | undefined;
     const end = offset + width;
     for (const h of this.#writeHooks) {

@@ -382,7 +382,7 @@ interface IpCtx {
 }
 
 function showLinks(ctx: IpCtx, dev: string | undefined): ExecResult {
-  const r = ctx.send(ipr.getLinkRequest(dev, true));
+  const r = ctx.send(ipr.getLinkRequest(dev, true, !ctx.stats));
   if (r.error !== 0) return fail(dev !== undefined && r.error === -19 ? `Device "${dev}" does not exist.` : nlErr(r.error), 1);
   if (ctx.json) return ok(`${JSON.stringify(r.links.map(linkJson))}\n`);
   const lines: string[] = [];
