@@ -187,3 +187,25 @@ test("the vpf-device-plugin executable registers with the kubelet over the guest
   child.kill("SIGTERM");
   assert.equal(await exited, 0);
 });
+
+test("GetPreferredAllocation keeps must-include devices, prefers their PF, and Allocate refuses unknown IDs", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "vpf-dp-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const k = await kernelWithVfs(3);
+  await k.sysfs.writeFile("/sys/bus/pci/devices/0000:00:05.0/sriov_numvfs", "2");
+  const config = parseDevicePluginConfig('{"resourceList":[{"resourceName":"all"}]}');
+  const plugin = new SriovDevicePlugin({ sysfs: k.sysfs, config, pluginDir: dir, devInfoDir: join(dir, "di") });
+  await plugin.rescan();
+  const s = plugin.server("intel.com/all")!;
+  const ids = s.list().map((d) => d.ID);
+  assert.deepEqual(ids, ["0000:00:04.1", "0000:00:04.2", "0000:00:04.3", "0000:00:05.1", "0000:00:05.2"]);
+  const r = s.preferredAllocation({ container_requests: [{ available_deviceIDs: ids, must_include_deviceIDs: ["0000:00:05.2"], allocation_size: 2 }] });
+  assert.deepEqual(r.container_responses[0]!.deviceIDs, ["0000:00:05.2", "0000:00:05.1"]);
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.string({ maxLength: 70 }), { minLength: 1, maxLength: 4 }), async (req) => {
+      if (req.every((x) => ids.includes(x))) return;
+      await assert.rejects(s.allocate({ container_requests: [{ devices_ids: req }] }), (e: unknown) => e instanceof K8sError && e.code === "K8S_DEVICE_PLUGIN");
+    }),
+    { numRuns: 100 },
+  );
+});
