@@ -8,7 +8,7 @@ import { Host, runCommand } from "./index.js";
 
 const words = [
   "ip", "link", "set", "show", "-s", "enp59s0f0np0", "enp59s0f1np1", "vf", "0", "1", "3", "200", "4096", "mac", "02:00:00:00:00:01",
-  "01:00:00:00:00:01", "vlan", "qos", "proto", "802.1ad", "802.1Q", "spoofchk", "trust", "on", "off", "state", "auto", "disable",
+  "01:00:00:00:00:01", "vlan", "qos", "proto", "inner_vlan", "inner_qos", "802.1ad", "802.1Q", "spoofchk", "trust", "on", "off", "state", "auto", "disable",
   "min_tx_rate", "max_tx_rate", "rate", "query_rss", "devlink", "dev", "eswitch", "mode", "switchdev", "legacy", "pci/0000:3b:00.0",
   "vdpa", "mgmtdev", "add", "del", "config", "name", "v0", "pci/0000:3b:00.2", "max_vqp", "mtu", "echo", ">", "cat",
   "/sys/class/net/enp59s0f0np0/device/sriov_numvfs", "/sys/bus/pci/devices/0000:3b:00.1/sriov_totalvfs", "-1", "0x10", "",
@@ -37,7 +37,7 @@ test("random vhost-vdpa ioctl sequences and VF settings fail only with KernelErr
     fc.tuple(fc.constant("enable"), num, fc.boolean()),
     fc.tuple(fc.constant("kick"), num),
     fc.tuple(fc.constant("config"), num, num),
-    fc.tuple(fc.constant("vf"), num, fc.record({ vlan: num, qos: num, rate: num, state: num })),
+    fc.tuple(fc.constant("vf"), num, fc.record({ vlan: num, qos: num, rate: num, state: num, ad: fc.boolean(), inner: fc.option(fc.record({ vlan: num, qos: num })) })),
     fc.tuple(fc.constant("close")),
   );
   fc.assert(
@@ -59,7 +59,7 @@ test("random vhost-vdpa ioctl sequences and VF settings fail only with KernelErr
             case "enable": h.setVringEnable(o[1], o[2]); break;
             case "kick": h.kick(o[1]); break;
             case "config": h.getConfig(o[1], o[2]); break;
-            case "vf": host.setVf("enp59s0f0np0", o[1], { vlan: { vlan: o[2].vlan, qos: o[2].qos }, maxTxRate: o[2].rate, state: o[2].state }); break;
+            case "vf": host.setVf("enp59s0f0np0", o[1], { vlan: { vlan: o[2].vlan, qos: o[2].qos, proto: o[2].ad ? "802.1ad" : "802.1Q", ...(o[2].inner === null ? {} : { inner: o[2].inner }) }, maxTxRate: o[2].rate, state: o[2].state }); break;
             case "close": h.close(); break;
           }
         } catch (e) {

@@ -47,6 +47,13 @@ test("every host command's errors (table)", () => {
     ["vf vlan > 4095", (h) => h.setVf(PF, 0, { vlan: { vlan: 4096 } }), "EINVAL"],
     ["vf qos > 7", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, qos: 8 } }), "EINVAL"],
     ["vf bad proto", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, proto: 0x9100 } }), "EINVAL"],
+    ["vf inner vlan under 802.1Q", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, inner: { vlan: 10 } } }), "EINVAL"],
+    ["vf inner vlan without outer VID", (h) => h.setVf(PF, 0, { vlan: { vlan: 0, qos: 1, proto: "802.1ad", inner: { vlan: 10 } } }), "EINVAL"],
+    ["vf inner vlan under outer 4095", (h) => h.setVf(PF, 0, { vlan: { vlan: 4095, proto: "802.1ad", inner: { vlan: 10 } } }), "EINVAL"],
+    ["vf inner vlan 4095", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, proto: "802.1ad", inner: { vlan: 4095 } } }), "EINVAL"],
+    ["vf inner vlan negative", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, proto: "802.1ad", inner: { vlan: -1 } } }), "EINVAL"],
+    ["vf inner qos > 7", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, proto: "802.1ad", inner: { vlan: 10, qos: 8 } } }), "EINVAL"],
+    ["vf inner qos without inner vlan", (h) => h.setVf(PF, 0, { vlan: { vlan: 5, proto: "802.1ad", inner: { vlan: 0, qos: 2 } } }), "EINVAL"],
     ["vf min > max", (h) => h.setVf(PF, 0, { minTxRate: 200, maxTxRate: 100 }), "EINVAL"],
     ["vf rate above link", (h) => h.setVf(PF, 0, { maxTxRate: 100_001 }), "EINVAL"],
     ["vf bad link state", (h) => h.setVf(PF, 0, { state: 3 }), "EINVAL"],
@@ -119,6 +126,46 @@ test("VF configuration round-trips through the rtnetlink view and ip link show",
   // A refused request changes nothing.
   assert.throws(() => h.setVf(PF, 2, { mac: "02:00:00:00:00:01", vlan: { vlan: 9999 } }), { code: "EINVAL" });
   assert.equal(h.getVfInfo(PF).vfs[2]!.mac.toString(), "00:00:00:00:00:00");
+});
+
+test("two-tag VST (vpf extension): setVf with inner, getVfInfo, ip link show, rtnetlink view", () => {
+  const h = newHost();
+  h.setSriovNumVfs(PF, 2);
+  h.setVf(PF, 0, { vlan: { vlan: 300, qos: 5, proto: 0x88a8, inner: { vlan: 42, qos: 3 } } });
+  h.setVf(PF, 1, { vlan: { vlan: 300, proto: "802.1ad", inner: { vlan: 0 } } });
+  const vfs = h.getVfInfo(PF).vfs;
+  const v0 = vfs[0]!;
+  const v1 = vfs[1]!;
+  assert.deepEqual([v0.vlan, v0.qos, v0.vlanProto, v0.innerVlan], [300, 5, 0x88a8, { vlan: 42, qos: 3 }]);
+  assert.equal(v1.innerVlan, undefined, "inner VLAN 0 = S-tag only");
+  assert.equal("innerVlan" in v1, false);
+  // rtnetlink carries the outer tag only (IFLA_VF_VLAN_LIST has one entry).
+  const w = rtnlVfInfo(v0);
+  assert.deepEqual(w.vlan, { vlan: 300, qos: 5 });
+  assert.deepEqual(w.vlanList, [{ vlan: 300, qos: 5, proto: 0x88a8 }]);
+  assert.deepEqual(parseVfInfo(parseAttrs(emitAttrs([vfInfoSpec(w)]))[0]!), w);
+  const out = runCommand(h, `ip link show ${PF}`).stdout;
+  assert.match(out, /vf 0 .*vlan 300, qos 5, vlan protocol 802\.1ad, vpf inner vlan 42, vpf inner qos 3, spoof checking/);
+  assert.match(out, /vf 1 .*vlan 300, vlan protocol 802\.1ad, spoof checking/);
+  // The NIC pushes both tags.
+  const port = h.nic.port(0);
+  const wire: Uint8Array[] = [];
+  port.uplink.attach((f) => wire.push(f.slice()));
+  port.vf(0).send(frame("02:ee:00:00:00:01", "02:00:00:00:00:01"));
+  assert.deepEqual([...wire[0]!.subarray(12, 20)], [0x88, 0xa8, 0xa1, 0x2c, 0x81, 0x00, 0x60, 0x2a]);
+  // A later vlan without inner drops the inner tag; a refused one changes nothing.
+  assert.throws(() => h.setVf(PF, 0, { trust: true, vlan: { vlan: 301, inner: { vlan: 7 } } }), { code: "EINVAL" });
+  assert.deepEqual(h.getVfInfo(PF).vfs[0]!.innerVlan, { vlan: 42, qos: 3 });
+  assert.equal(h.getVfInfo(PF).vfs[0]!.trust, false);
+  h.setVf(PF, 0, { vlan: { vlan: 300, proto: "802.1ad" } });
+  assert.equal(h.getVfInfo(PF).vfs[0]!.innerVlan, undefined);
+  // Command line: inner_vlan / inner_qos after vlan.
+  assert.equal(runCommand(h, `ip link set ${PF} vf 1 vlan 200 proto 802.1ad inner_vlan 7 inner_qos 2 spoofchk on`).status, 0);
+  assert.deepEqual(h.getVfInfo(PF).vfs[1]!.innerVlan, { vlan: 7, qos: 2 });
+  assert.equal(h.getVfInfo(PF).vfs[1]!.spoofchk, true);
+  assert.deepEqual(runCommand(h, `ip link set ${PF} vf 1 vlan 200 inner_vlan 7`), { status: 2, stdout: "", stderr: "RTNETLINK answers: Invalid argument\n" });
+  assert.equal(runCommand(h, `ip link set ${PF} vf 1 vlan 200 proto 802.1ad inner_qos 2`).status, 255);
+  assert.equal(runCommand(h, `ip link set ${PF} vf 1 vlan 200 proto 802.1ad inner_vlan x`).status, 255);
 });
 
 test("command lines answer like the real tools", () => {

@@ -26,6 +26,12 @@ export interface VfInfo {
   qos: number;
   /** 0x8100 or 0x88a8 (big-endian on the wire). */
   vlanProto: number;
+  /**
+   * vpf extension, not part of rtnetlink: the C-tag the VF pushes under its 802.1ad S-tag
+   * (two-tag VST). Present only when set; `rtnlVfInfo` leaves it out (the kernel's
+   * IFLA_VF_VLAN_LIST holds one entry), so rtnetlink readers see the outer tag alone.
+   */
+  innerVlan?: { vlan: number; qos: number };
   /** IFLA_VF_TX_RATE: equals maxTxRate. */
   txRate: number;
   /** IFLA_VF_RATE, Mbit/s. */
@@ -55,8 +61,12 @@ export interface LinkVfInfo {
 /** `ip link set DEV vf N ...`: one or more attributes; each is applied in iproute2's order. */
 export interface VfSetRequest {
   mac?: string | MacAddress;
-  /** vlan VID [qos Q] [proto 802.1Q|802.1ad] */
-  vlan?: { vlan: number; qos?: number; proto?: number | "802.1Q" | "802.1ad" };
+  /**
+   * vlan VID [qos Q] [proto 802.1Q|802.1ad]; `inner` is the vpf extension beyond
+   * IFLA_VF_VLAN_LIST (MAX_VLAN_LIST_LEN = 1): a C-tag VID 1..4094 [qos] under an 802.1ad S-tag
+   * (two-tag VST). Every `vlan` replaces the whole setting, so one without `inner` drops it.
+   */
+  vlan?: { vlan: number; qos?: number; proto?: number | "802.1Q" | "802.1ad"; inner?: { vlan: number; qos?: number } };
   /** Legacy `rate TX` (IFLA_VF_TX_RATE): sets max, keeps min. */
   txRate?: number;
   /** min_tx_rate / max_tx_rate (IFLA_VF_RATE); a missing one keeps its current value, as iproute2 fills it in. */
@@ -264,7 +274,22 @@ export class Host {
       if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095) throw new KernelError("EINVAL", `VLAN ${vlan} outside 0..4095`, { details: { field: "vlan" } });
       if (!Number.isInteger(qos) || qos < 0 || qos > 7) throw new KernelError("EINVAL", `QoS ${qos} outside 0..7`, { details: { field: "qos" } });
       if (proto !== ETH_P_8021Q && proto !== ETH_P_8021AD) throw new KernelError("EINVAL", `VLAN protocol 0x${proto.toString(16)} is neither 802.1Q nor 802.1ad`, { details: { field: "proto" } });
-      apply.push(() => vf.setVlan(vlan, qos, proto));
+      let inner: { vlan: number; qos: number } | null = null;
+      if (req.vlan.inner !== undefined) {
+        const iv = req.vlan.inner.vlan;
+        const iq = req.vlan.inner.qos ?? 0;
+        // Same checks as the outer tag, plus what two-tag VST needs: VID 4095 is reserved
+        // (IEEE 802.1Q-2018 Table 9-2) and a C-tag can only sit under a real S-VLAN.
+        if (!Number.isInteger(iv) || iv < 0 || iv > 4094) throw new KernelError("EINVAL", `inner VLAN ${iv} outside 0..4094`, { details: { field: "inner_vlan" } });
+        if (!Number.isInteger(iq) || iq < 0 || iq > 7) throw new KernelError("EINVAL", `inner QoS ${iq} outside 0..7`, { details: { field: "inner_qos" } });
+        if (iv === 0 && iq !== 0) throw new KernelError("EINVAL", "inner QoS without an inner VLAN", { details: { field: "inner_qos" } });
+        if (iv !== 0) {
+          if (proto !== ETH_P_8021AD) throw new KernelError("EINVAL", "an inner VLAN needs the outer protocol 802.1ad", { details: { field: "proto" } });
+          if (vlan < 1 || vlan > 4094) throw new KernelError("EINVAL", `an inner VLAN needs an outer VLAN 1..4094, not ${vlan}`, { details: { field: "vlan" } });
+          inner = { vlan: iv, qos: iq };
+        }
+      }
+      apply.push(() => vf.setVlan(vlan, qos, proto, inner));
     }
     if (req.txRate !== undefined || req.minTxRate !== undefined || req.maxTxRate !== undefined) {
       const max = req.maxTxRate ?? req.txRate ?? vf.maxTxRate;
@@ -317,6 +342,7 @@ export class Host {
         rssQueryEn: vf.rssQueryEn,
         linkState: vf.linkState,
       };
+      if (vf.innerVlan !== 0) info.innerVlan = { vlan: vf.innerVlan, qos: vf.innerQos };
       if (options?.skipStats !== true) info.stats = vf.counters.snapshot();
       return info;
     });

@@ -104,8 +104,13 @@ function ip(host: Host, a: string[]): string {
         const vlan = num(v, "vlan");
         let qos: number | undefined;
         let proto: "802.1Q" | "802.1ad" | undefined;
-        while (a[i] === "qos" || a[i] === "proto") {
+        let innerVlan: number | undefined;
+        let innerQos: number | undefined;
+        // inner_vlan / inner_qos: vpf's two-tag VST extension (not in iproute2).
+        while (a[i] === "qos" || a[i] === "proto" || a[i] === "inner_vlan" || a[i] === "inner_qos") {
           if (a[i] === "qos") qos = num(a[i + 1], "qos");
+          else if (a[i] === "inner_vlan") innerVlan = num(a[i + 1], "inner_vlan");
+          else if (a[i] === "inner_qos") innerQos = num(a[i + 1], "inner_qos");
           else {
             const p = a[i + 1]?.toLowerCase();
             if (p === "802.1q") proto = "802.1Q";
@@ -114,7 +119,9 @@ function ip(host: Host, a: string[]): string {
           }
           i += 2;
         }
-        req.vlan = { vlan, ...(qos !== undefined ? { qos } : {}), ...(proto !== undefined ? { proto } : {}) };
+        if (innerQos !== undefined && innerVlan === undefined) throw new HostUsageError(`"inner_qos" needs "inner_vlan"`);
+        const inner = innerVlan === undefined ? {} : { inner: { vlan: innerVlan, ...(innerQos !== undefined ? { qos: innerQos } : {}) } };
+        req.vlan = { vlan, ...(qos !== undefined ? { qos } : {}), ...(proto !== undefined ? { proto } : {}), ...inner };
         break;
       }
       case "rate":

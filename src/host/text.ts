@@ -14,6 +14,8 @@ export function formatVfLine(v: VfInfo, withStats = false): string {
   if (v.vlan !== 0) s += `, vlan ${v.vlan}`;
   if (v.qos !== 0) s += `, qos ${v.qos}`;
   if (v.vlanProto !== 0x8100) s += `, vlan protocol ${v.vlanProto === 0x88a8 ? "802.1ad" : `0x${v.vlanProto.toString(16)}`}`;
+  // vpf extension (two-tag VST): iproute2 has no such field; printed only when set.
+  if (v.innerVlan !== undefined) s += `, vpf inner vlan ${v.innerVlan.vlan}${v.innerVlan.qos !== 0 ? `, vpf inner qos ${v.innerVlan.qos}` : ""}`;
   if (v.txRate !== 0) s += `, tx rate ${v.txRate} (Mbps)`;
   if (v.maxTxRate !== 0) s += `, max_tx_rate ${v.maxTxRate}Mbps`;
   if (v.minTxRate !== 0) s += `, min_tx_rate ${v.minTxRate}Mbps`;

@@ -8,12 +8,14 @@ import { Nic, VdpaNetEngine, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_
 function nicWithVfs(): Nic {
   const nic = new Nic({ clock: new VirtualClock() });
   const p = nic.port(0);
-  p.enableVfs(3);
+  p.enableVfs(4);
   p.vf(0).setMac(0x020000000001, true);
   p.vf(1).setMac(0x020000000002, true);
   p.vf(1).setVlan(7, 1, 0x8100);
   p.vf(2).setVlan(9, 0, 0x88a8);
   p.vf(2).setSpoofchk(true);
+  p.vf(3).setMac(0x020000000004, true);
+  p.vf(3).setVlan(9, 2, 0x88a8, { vlan: 5, qos: 1 }); // two-tag VST under VF 2's S-VLAN
   for (const vf of p.vfs) vf.setReceiver({ receive: () => true });
   p.uplink.attach(() => undefined);
   p.pf.setReceiver(() => undefined);
@@ -37,12 +39,23 @@ test("arbitrary bytes from the wire, a VF or the PF never throw and every frame 
       b.set(rest, 14);
       return b;
     }),
+    // S 9 over C 5 (the two-tag VF's pair) or a near miss, possibly cut short.
+    fc.tuple(fc.constantFrom(0x02, 0xff), fc.constantFrom(4, 5, 6), fc.constantFrom(0x81, 0x88), fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 12, max: 30 })).map(([d, cvid, inner, rest, cut]) => {
+      const b = new Uint8Array(22 + rest.length);
+      b.fill(d, 0, 6);
+      b[5] = 4;
+      b[6] = 2;
+      b[11] = 1;
+      b.set([0x88, 0xa8, 0, 9, inner, inner === 0x88 ? 0xa8 : 0, 0, cvid, 8, 0], 12);
+      b.set(rest, 22);
+      return b.subarray(0, Math.min(b.length, cut));
+    }),
   );
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), frames), { maxLength: 30 }), (items) => {
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), frames), { maxLength: 30 }), (items) => {
       for (const [who, f] of items) {
         if (who === 0) p.uplink.send(f);
-        else if (who === 4) p.pf.send(f);
+        else if (who === 5) p.pf.send(f);
         else p.vf(who - 1).send(f);
       }
       for (const port of p.ports) {

@@ -69,12 +69,20 @@ export interface VstTag {
   readonly pcp: number;
   /** 0x8100 (802.1Q) or 0x88a8 (802.1ad). */
   readonly tpid: number;
+  /**
+   * Two-tag VST (a vpf extension): a C-tag (0x8100) pushed under the 802.1ad S-tag above, so
+   * frames from the port leave with S-tag then C-tag and frames towards it must carry both.
+   * Only with tpid 0x88a8; absent for ordinary one-tag VST.
+   */
+  readonly inner?: { readonly vid: number; readonly pcp: number };
 }
 
 /**
  * The eswitch's forwarding domain of a frame: 0 for untagged or priority-tagged frames, the VID
  * for an outer 802.1Q C-tag, 4096 + VID for an outer 802.1ad S-tag. A VST port belongs to one
- * domain; trunk ports (uplink, PF, VFs without VST) belong to all.
+ * domain; trunk ports (uplink, PF, VFs without VST) belong to all. A two-tag VST port's domain
+ * is the (S-VID, C-VID) pair, which the eswitch numbers itself (Eswitch.rebuild); this function
+ * gives the S-VLAN domain such a pair lies in.
  */
 export function vstDomain(tag: VstTag): number {
   return (tag.tpid === 0x88a8 ? 4096 : 0) + tag.vid;

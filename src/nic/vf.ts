@@ -54,6 +54,9 @@ export class VirtualFunction extends EswitchPort {
   vlan = 0;
   qos = 0;
   vlanProto: number = ETH_P_8021Q;
+  /** Two-tag VST (vpf extension): the C-tag under the 802.1ad S-tag; 0 = none. */
+  innerVlan = 0;
+  innerQos = 0;
   spoofchk = false;
   trusted = false;
   linkState: VfLinkState = VfLinkState.AUTO;
@@ -131,16 +134,32 @@ export class VirtualFunction extends EswitchPort {
     this.eswitch.rebuild();
   }
 
-  /** VST VLAN: vlan 0 and qos 0 turn it off (the VF may then tag itself, VGT). */
-  setVlan(vlan: number, qos: number, proto: number): void {
+  /**
+   * VST VLAN: vlan 0 and qos 0 turn it off (the VF may then tag itself, VGT). `inner` (a vpf
+   * extension, "two-tag VST") adds a C-tag (VID 1..4094, PCP 0..7) under an 802.1ad S-tag with
+   * a VID of 1..4094: the VF's frames get the C-tag, then the S-tag pushed, and only frames
+   * carrying exactly that S-VID and C-VID reach it, with both tags popped. An inner VID of 0
+   * with PCP 0 means no inner tag. Every call replaces the whole VLAN setting.
+   */
+  setVlan(vlan: number, qos: number, proto: number, inner?: { vlan: number; qos: number } | null): void {
     if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095 || !Number.isInteger(qos) || qos < 0 || qos > 7 || (proto !== ETH_P_8021Q && proto !== ETH_P_8021AD)) {
       throw new NicError("NIC_BAD_ARGUMENT", "VF VLAN needs vlan 0..4095, qos 0..7, proto 0x8100 or 0x88a8", { vf: this.index, vlan, qos, proto });
+    }
+    const iv = inner?.vlan ?? 0;
+    const iq = inner?.qos ?? 0;
+    if (!Number.isInteger(iv) || iv < 0 || iv > 4094 || !Number.isInteger(iq) || iq < 0 || iq > 7 || (iv === 0 && iq !== 0)) {
+      throw new NicError("NIC_BAD_ARGUMENT", "VF inner VLAN needs vlan 1..4094 (0 = none, then qos 0) and qos 0..7", { vf: this.index, inner: { vlan: iv, qos: iq } });
+    }
+    if (iv !== 0 && (proto !== ETH_P_8021AD || vlan < 1 || vlan > 4094)) {
+      throw new NicError("NIC_BAD_ARGUMENT", "an inner VLAN needs an 802.1ad outer tag with VID 1..4094", { vf: this.index, vlan, proto, inner: { vlan: iv, qos: iq } });
     }
     this.vlan = vlan;
     this.qos = qos;
     this.vlanProto = proto;
+    this.innerVlan = iv;
+    this.innerQos = iq;
     // As mlx5 does: VST is on when either the VID or the priority is non-zero.
-    this.#vst = vlan !== 0 || qos !== 0 ? { vid: vlan, pcp: qos, tpid: proto } : null;
+    this.#vst = vlan !== 0 || qos !== 0 ? (iv !== 0 ? { vid: vlan, pcp: qos, tpid: proto, inner: { vid: iv, pcp: iq } } : { vid: vlan, pcp: qos, tpid: proto }) : null;
     this.eswitch.rebuild();
   }
 
@@ -301,7 +320,9 @@ export class VirtualFunction extends EswitchPort {
    * Ingress policy for one frame the VF sends (valid only during the call): link, runt, spoof
    * check, VST push; then the eswitch forwards it. Tagging rules: with 802.1Q VST the VF may not
    * send tagged frames (dropped); with 802.1ad VST its 802.1Q-tagged frames become QinQ, but an
-   * S-tag from the VF is dropped, so a tenant cannot leave its service VLAN.
+   * S-tag from the VF is dropped, so a tenant cannot leave its service VLAN. With two-tag VST
+   * the VF may send no tagged frame at all (it would leave its C-VLAN), and C-tag then S-tag are
+   * pushed (IEEE 802.1Q-2018 §6.9: the S-tag is the outermost).
    */
   transmit(frame: Uint8Array): void {
     const c = this.counters;
@@ -318,17 +339,25 @@ export class VirtualFunction extends EswitchPort {
     let out = frame;
     if (vst !== null) {
       const outer = (frame[12]! << 8) | frame[13]!;
-      if (outer === ETH_P_8021AD || outer === 0x9100 || (outer === ETH_P_8021Q && vst.tpid === ETH_P_8021Q)) {
+      const inner = vst.inner;
+      if (outer === ETH_P_8021AD || outer === 0x9100 || (outer === ETH_P_8021Q && (vst.tpid === ETH_P_8021Q || inner !== undefined))) {
         c.txDropped++;
         return;
       }
-      out = new Uint8Array(len + 4);
+      const push = inner === undefined ? 4 : 8;
+      out = new Uint8Array(len + push);
       out.set(frame.subarray(0, 12), 0);
       out[12] = vst.tpid >>> 8;
       out[13] = vst.tpid & 0xff;
       out[14] = (vst.pcp << 5) | (vst.vid >>> 8);
       out[15] = vst.vid & 0xff;
-      out.set(frame.subarray(12), 16);
+      if (inner !== undefined) {
+        out[16] = 0x81;
+        out[17] = 0x00;
+        out[18] = (inner.pcp << 5) | (inner.vid >>> 8);
+        out[19] = inner.vid & 0xff;
+      }
+      out.set(frame.subarray(12), 12 + push);
     }
     this.#shaper.consume(len);
     this.#minBucket.consume(len);
@@ -349,10 +378,30 @@ export class VirtualFunction extends EswitchPort {
     }
     let f = frame;
     const vst = this.#vst;
-    if (vst !== null && frame.length >= 18 && ((frame[12]! << 8) | frame[13]!) === vst.tpid) {
-      f = new Uint8Array(frame.length - 4);
-      f.set(frame.subarray(0, 12), 0);
-      f.set(frame.subarray(16), 12);
+    if (vst !== null) {
+      const inner = vst.inner;
+      if (inner === undefined) {
+        if (frame.length >= 18 && ((frame[12]! << 8) | frame[13]!) === vst.tpid) {
+          f = new Uint8Array(frame.length - 4);
+          f.set(frame.subarray(0, 12), 0);
+          f.set(frame.subarray(16), 12);
+        }
+      } else {
+        // Two-tag VST: exactly this S-VID over this C-VID (PCP and DEI may differ), else dropped.
+        if (
+          frame.length < 22 ||
+          ((frame[12]! << 8) | frame[13]!) !== ETH_P_8021AD ||
+          (((frame[14]! << 8) | frame[15]!) & 0xfff) !== vst.vid ||
+          ((frame[16]! << 8) | frame[17]!) !== ETH_P_8021Q ||
+          (((frame[18]! << 8) | frame[19]!) & 0xfff) !== inner.vid
+        ) {
+          c.rxDropped++;
+          return;
+        }
+        f = new Uint8Array(frame.length - 8);
+        f.set(frame.subarray(0, 12), 0);
+        f.set(frame.subarray(20), 12);
+      }
     }
     if (!r.receive(f)) {
       c.rxDropped++;

@@ -61,13 +61,12 @@ export class HostVfControl implements HostVfOps {
    * forwarding tables.
    */
   configure(s: HostVfSettings): void {
-    this.#checkVlan(s.vlan);
     const cur = this.prefetched;
     this.prefetched = undefined;
     const req: VfSetRequest = {};
     if (s.mac !== undefined && (cur === undefined || cur.mac.key !== MacAddress.fromBytes(s.mac).key)) req.mac = MacAddress.fromBytes(s.mac);
-    if (cur === undefined || cur.vlan !== s.vlan.vlan || cur.qos !== s.vlan.qos || cur.vlanProto !== s.vlan.proto) {
-      req.vlan = { vlan: s.vlan.vlan, qos: s.vlan.qos, proto: s.vlan.proto };
+    if (cur === undefined || cur.vlan !== s.vlan.vlan || cur.qos !== s.vlan.qos || cur.vlanProto !== s.vlan.proto || !sameInner(cur.innerVlan, s.vlan.inner)) {
+      req.vlan = hostVlanRequest(s.vlan);
     }
     if (cur === undefined || cur.spoofchk !== s.spoofchk) req.spoofchk = s.spoofchk;
     if (cur === undefined || cur.trust !== s.trust) req.trust = s.trust;
@@ -79,17 +78,8 @@ export class HostVfControl implements HostVfOps {
     if (Object.keys(req).length > 0) this.host.setVf(this.pf, this.hostVf, req);
   }
 
-  #checkVlan(v: HostVlan): void {
-    if (v.inner !== undefined && v.inner.vlan !== 0) {
-      // A stacked VST (host S-tag over a guest C-tag) needs a VF that pushes two tags; Linux's
-      // IFLA_VF_VLAN_LIST carries one entry (MAX_VLAN_LIST_LEN = 1) and the NIC model one tag.
-      throw new VmmError("VMM_BACKEND_FAILED", `host VF ${this.hostVf}: a guest VLAN under the tenant's 802.1ad tag needs two-tag VST, which the host does not offer`);
-    }
-  }
-
   setVlan(v: HostVlan): void {
-    this.#checkVlan(v);
-    this.host.setVf(this.pf, this.hostVf, { vlan: { vlan: v.vlan, qos: v.qos, proto: v.proto } });
+    this.host.setVf(this.pf, this.hostVf, { vlan: hostVlanRequest(v) });
   }
 
   setSpoofchk(on: boolean): void {
@@ -122,6 +112,22 @@ export class HostVfControl implements HostVfOps {
     if (info.address.key === key) return true;
     return info.vfs.some((v) => v.vf !== this.hostVf && v.mac.key === key);
   }
+}
+
+/**
+ * The host facade's `vlan` attribute for a HostVlan. A guest VLAN under the tenant's S-tag
+ * (QinQ mode) uses the facade's two-tag VST extension (`inner`), which goes beyond what Linux's
+ * IFLA_VF_VLAN_LIST (MAX_VLAN_LIST_LEN = 1) can carry; docs/host.md.
+ */
+function hostVlanRequest(v: HostVlan): NonNullable<VfSetRequest["vlan"]> {
+  const base = { vlan: v.vlan, qos: v.qos, proto: v.proto };
+  return v.inner === undefined || v.inner.vlan === 0 ? base : { ...base, inner: { vlan: v.inner.vlan, qos: v.inner.qos } };
+}
+
+function sameInner(cur: VfInfo["innerVlan"], want: HostVlan["inner"]): boolean {
+  const w = want === undefined || want.vlan === 0 ? undefined : want;
+  if (cur === undefined || w === undefined) return cur === w;
+  return cur.vlan === w.vlan && cur.qos === w.qos;
 }
 
 /**

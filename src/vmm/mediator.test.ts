@@ -162,6 +162,12 @@ test("QinQ: the guest's VLAN is the C-tag under the tenant's S-tag; 802.1ad from
   assert.deepEqual([r.status, r.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_VLAN_PROTO]);
   const v = decodeVfConfig(run({ op: "get-config", vf: 1 }).result!);
   assert.deepEqual([v?.vlan, v?.qos, v?.vlanProto], [3000, 2, ETH_P_8021Q], "the guest sees its own tag");
+  // VID 4095 cannot be a C-tag; VLAN 0 takes the inner tag away again.
+  const r4095 = run({ op: "set-vlan", vf: 1, vlan: 4095, qos: 0, vlanProto: ETH_P_8021Q });
+  assert.deepEqual([r4095.status, r4095.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_VLAN]);
+  assert.deepEqual(host.vlan, { vlan: 42, qos: 1, proto: ETH_P_8021AD, inner: { vlan: 3000, qos: 2 } });
+  assert.equal(run({ op: "set-vlan", vf: 1, vlan: 0, qos: 0, vlanProto: ETH_P_8021Q }).status, AdminStatus.OK);
+  assert.deepEqual(host.vlan, { vlan: 42, qos: 1, proto: ETH_P_8021AD });
 });
 
 test("host failures are EIO/HOST_FAILED and leave the guest view unchanged", () => {

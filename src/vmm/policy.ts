@@ -25,7 +25,8 @@ export interface VmPolicy {
  * VLAN modes. `allow-list`: the guest's VLAN ID must be in the list; 0 in the list lets a VF run
  * without a host-enforced tag (the guest then tags its own frames, VGT, with any ID: list 0 only
  * for tenants trusted with the whole wire). `qinq`: the host always pushes the tenant's 802.1ad
- * S-tag; the guest's VLAN becomes the inner 802.1Q C-tag and may be any ID.
+ * S-tag (PCP `outerPcp`); a guest VLAN 1..4094 becomes the inner 802.1Q C-tag with the guest's
+ * QoS as its PCP (the host VF's two-tag VST), and VLAN 0 leaves the S-tag alone.
  */
 export type VlanPolicy =
   | {
@@ -107,6 +108,9 @@ export class PolicyEngine {
       if (req.vlanProto !== ETH_P_8021Q) {
         return refuse(AdminQualifier.POLICY_VLAN_PROTO, "802.1ad is reserved for the host's outer tag in QinQ mode");
       }
+      // VID 4095 is reserved (IEEE 802.1Q-2018 Table 9-2): no C-tag can carry it.
+      if (req.vlan === 4095) return refuse(AdminQualifier.POLICY_VLAN, "VLAN 4095 is reserved and cannot ride under the tenant's S-tag");
+      // The outer PCP is the host's; the guest's QoS marks its own C-tag.
       const outer = { vlan: v.outerVid, qos: v.outerPcp ?? 0, proto: ETH_P_8021AD };
       return req.vlan === 0 ? outer : { ...outer, inner: { vlan: req.vlan, qos: req.qos } };
     }

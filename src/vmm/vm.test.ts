@@ -640,3 +640,39 @@ test("bind reads the host VFs' real state: an operator's change to an idle pool 
     if (c instanceof HostVfControl) assert.equal(c.prefetched, undefined, "no prefetched state outlives VF Enable");
   }
 });
+
+test("QinQ mode: the guest's VLAN rides as the C-tag under the tenant's S-tag on the host VF (two-tag VST)", () => {
+  const w = world(2, { policy: { vlan: { mode: "qinq", outerVid: 42, outerPcp: 1 }, allowSpoofchkOff: false, allowTrust: false } });
+  const { f, sriov } = vpfUp(w);
+  adminInit(w, f);
+  enableVfs(w, sriov, 2);
+  const hostVf = (n: number): ReturnType<Host["getVfInfo"]>["vfs"][number] => w.host.getVfInfo(w.pf, { skipStats: true }).vfs[n]!;
+  // Bind default: the S-tag alone.
+  assert.deepEqual([hostVf(1).vlan, hostVf(1).qos, hostVf(1).vlanProto, hostVf(1).innerVlan], [42, 1, 0x88a8, undefined]);
+  const set = admin(w, f, { op: "set-vlan", vf: 1, vlan: 200, qos: 3, vlanProto: ETH_P_8021Q });
+  assert.equal(set.status, AdminStatus.OK);
+  assert.deepEqual([hostVf(1).vlan, hostVf(1).qos, hostVf(1).vlanProto, hostVf(1).innerVlan], [42, 1, 0x88a8, { vlan: 200, qos: 3 }]);
+  const cfg = decodeVfConfig(admin(w, f, { op: "get-config", vf: 1 }).payload);
+  assert.deepEqual([cfg?.vlan, cfg?.qos, cfg?.vlanProto], [200, 3, ETH_P_8021Q], "the guest sees its own tag only");
+  // Frames from the vVF leave with S 42 (PCP 1) then C 200 (PCP 3).
+  const wire: Uint8Array[] = [];
+  w.host.nic.port(0).uplink.attach((fr) => wire.push(fr.slice()));
+  w.host.nic.port(0).vf(1).send(new Uint8Array([2, 0xee, 0, 0, 0, 1, ...hostVf(1).mac.bytes(), 0x08, 0x00, ...new Uint8Array(46)]));
+  assert.equal(wire.length, 1);
+  assert.deepEqual([...wire[0]!.subarray(12, 20)], [0x88, 0xa8, 0x20, 42, 0x81, 0x00, 0x60, 200]);
+  // Refusals: VID 4095 cannot be a C-tag; 802.1ad is the host's. Nothing changes on the host.
+  const r4095 = admin(w, f, { op: "set-vlan", vf: 1, vlan: 4095, qos: 0, vlanProto: ETH_P_8021Q });
+  assert.deepEqual([r4095.status, r4095.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_VLAN]);
+  const rAd = admin(w, f, { op: "set-vlan", vf: 1, vlan: 7, qos: 0, vlanProto: 0x88a8 });
+  assert.deepEqual([rAd.status, rAd.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_VLAN_PROTO]);
+  assert.deepEqual(hostVf(1).innerVlan, { vlan: 200, qos: 3 });
+  // VLAN 0 removes the inner tag: the S-tag alone again.
+  assert.equal(admin(w, f, { op: "set-vlan", vf: 1, vlan: 0, qos: 0, vlanProto: ETH_P_8021Q }).status, AdminStatus.OK);
+  assert.deepEqual([hostVf(1).vlan, hostVf(1).vlanProto, hostVf(1).innerVlan], [42, 0x88a8, undefined]);
+  // VF disable leaves the host VF neutral; a re-enable binds the S-tag alone (prefetched diff).
+  assert.equal(admin(w, f, { op: "set-vlan", vf: 2, vlan: 10, qos: 0, vlanProto: ETH_P_8021Q }).status, AdminStatus.OK);
+  w.guest.write(1, 0, sriov + 0x08, 2, 0);
+  assert.deepEqual([hostVf(2).vlan, hostVf(2).innerVlan], [0, undefined]);
+  enableVfs(w, sriov, 2);
+  assert.deepEqual([hostVf(2).vlan, hostVf(2).vlanProto, hostVf(2).innerVlan], [42, 0x88a8, undefined]);
+});
