@@ -73,6 +73,10 @@ test("device plugin allocates a guest VF, vpf-sriov attaches it to a pod and giv
   assert.deepEqual(k.sysfs("pod1").list("/sys/class/net").filter((n) => n !== "lo"), ["net1"]);
   assert.deepEqual(await dp.rescan(), [], "a VF in a pod stays healthy and listed");
 
+  // CHECK reads it all back from the guest: the link, the VF settings on the vPF, the address.
+  const check = await execPlugin(cniEnv("CHECK", "pod1c", "pod1"), JSON.stringify({ ...(JSON.parse(conf) as object), prevResult: result }));
+  assert.deepEqual(check, { stdout: "", exitCode: 0 });
+
   const del = await execPlugin(cniEnv("DEL", "pod1c", "pod1"), conf);
   assert.deepEqual(del, { stdout: "", exitCode: 0 });
   assert.equal(m.vfConfigs.get(3)!.vlan, 0, "VLAN restored on the host side");
