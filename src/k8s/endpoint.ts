@@ -55,15 +55,18 @@ function encodeFrame(obj: Json): Buffer {
 /** Splits a byte stream into frames; calls onFrame per complete frame, onError on a bad length. */
 class FrameReader {
   #buf: Buffer = Buffer.alloc(0);
+  #broken = false;
   constructor(private readonly onFrame: (body: Buffer) => void, private readonly onError: (e: K8sError) => void) {}
 
   push(chunk: Buffer): void {
+    if (this.#broken) return; // framing is lost for good once a length is impossible
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     while (this.#buf.length >= 4) {
       const len = this.#buf.readUInt32BE(0);
       if (len > MAX_FRAME_BYTES) {
-        this.onError(new K8sError("K8S_PROTOCOL", `frame of ${len} bytes exceeds ${MAX_FRAME_BYTES}`));
+        this.#broken = true;
         this.#buf = Buffer.alloc(0);
+        this.onError(new K8sError("K8S_PROTOCOL", `frame of ${len} bytes exceeds ${MAX_FRAME_BYTES}`));
         return;
       }
       if (this.#buf.length < 4 + len) return;

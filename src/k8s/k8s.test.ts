@@ -157,3 +157,27 @@ test("guest endpoint server: garbage frames get error answers and the connection
   for (const a of answers.slice(0, -1)) if (a.ok !== true) assert.equal(typeof a.errno, "string");
   assert.deepEqual(answers.at(-1), { id: "last", ok: true, protocol: "vpf-guest-endpoint", version: 1 });
 });
+
+test("guest endpoint: an impossible frame length gets one error frame and the connection closes", async (t) => {
+  const dir = await tempDir(t);
+  const ep = await serveGuestEndpoint(join(dir, "g.sock"), new FakeGuestKernel([]));
+  t.after(() => ep.close());
+  const sock = createConnection(ep.path);
+  await new Promise((r) => sock.once("connect", r));
+  const chunks: Buffer[] = [];
+  sock.on("data", (c: Buffer) => chunks.push(c));
+  const closed = new Promise((r) => sock.once("close", r));
+  const huge = Buffer.alloc(8);
+  huge.writeUInt32BE(0xffffffff, 0);
+  sock.write(huge);
+  await closed;
+  const all = Buffer.concat(chunks);
+  const body = JSON.parse(all.subarray(4, 4 + all.readUInt32BE(0)).toString("utf8")) as Record<string, unknown>;
+  assert.equal(body.ok, false);
+  assert.equal(body.code, "K8S_PROTOCOL");
+  assert.equal(all.length, 4 + all.readUInt32BE(0));
+  // The server itself keeps serving others.
+  const c = await GuestEndpointClient.connect(ep.path);
+  assert.equal((await c.hello()).version, 1);
+  c.close();
+});
