@@ -352,7 +352,7 @@ test("the executable starts IPAM before loading the plugin; a refused ADD still 
   const b = await cniBench();
   t.after(() => b.close());
   const ipamFiles = async (): Promise<string[]> => (await readdir(join(b.dir, "ipam", "vfnet")).catch(() => [])).filter((f) => /^\d/.test(f));
-  for (const bad of [{ vlanQoS: 3 }, { deviceID: PF_BDF }, { cniVersion: "0.4.0" }]) {
+  for (const bad of [{ vlanQoS: 3 }, { deviceID: PF_BDF }, { cniVersion: "0.4.0" }, { deviceID: undefined }, { guestEndpoint: undefined }]) {
     const r = await execPlugin(b.env("ADD", "c1", "pod1"), JSON.stringify(b.conf(bad)));
     assert.equal(r.exitCode, 1, r.stdout);
     assert.deepEqual(await ipamFiles(), [], JSON.stringify(bad));

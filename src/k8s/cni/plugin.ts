@@ -238,28 +238,31 @@ function checkIpamResult(v: unknown): IpamResult {
 }
 
 async function cmdAdd(env: CniEnv, conf: NetConf, stdin: string, preIpam?: Promise<unknown>): Promise<Record<string, unknown>> {
-  if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
-  const deviceID = conf.deviceID;
-  const ns = requireNetnsName(env);
-  if (conf.guestEndpoint === undefined) throw new CniError("CNI_INVALID_CONFIG", "guestEndpoint: required (or set VPF_GUEST_ENDPOINT)", { details: { field: "guestEndpoint" } });
-  // IPAM does not depend on the VF, so the delegate (a process start) runs from the first moment,
-  // alongside everything else; if ADD fails anywhere, its DEL (idempotent) releases the address.
   const ipamType = conf.ipamType;
-  const ipamP = ipamType === undefined ? undefined : (preIpam ?? execDelegate(ipamType, delegateEnv(env, "ADD"), stdin)).then(checkIpamResult);
-  ipamP?.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
+  // IPAM does not depend on the VF, so the delegate (a process start) runs from the first moment,
+  // alongside everything else (main.ts may have started it already); if ADD fails anywhere, its
+  // DEL (idempotent) releases the address.
+  let ipamP: Promise<IpamResult> | undefined = preIpam?.then(checkIpamResult);
   try {
+    if (conf.deviceID === undefined) throw new CniError("CNI_INVALID_CONFIG", "deviceID: VF pci addr is required", { details: { field: "deviceID" } });
+    const deviceID = conf.deviceID;
+    const ns = requireNetnsName(env);
+    if (conf.guestEndpoint === undefined) throw new CniError("CNI_INVALID_CONFIG", "guestEndpoint: required (or set VPF_GUEST_ENDPOINT)", { details: { field: "guestEndpoint" } });
+    if (ipamP === undefined && ipamType !== undefined) ipamP = execDelegate(ipamType, delegateEnv(env, "ADD"), stdin).then(checkIpamResult);
+    ipamP?.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
     const client = await connect(conf.guestEndpoint);
     try {
       // Independent look-ups go out together: each is a round trip to the guest.
       const [namespaces, loc] = await Promise.all([client.netnsList(), locateVf(client, deviceID)]);
       if (!namespaces.includes(ns)) throw new CniError("CNI_INVALID_NETNS", `network namespace ${ns} does not exist in the guest`);
-      return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces, ipamP));
+      const p = ipamP;
+      return await withLock(`${allocPath(conf.dataDir, loc.vf)}.lock`, LOCK_TIMEOUT_MS, () => addLocked(env, conf, stdin, client, loc, ns, namespaces, p));
     } finally {
       client.close();
     }
   } catch (e) {
-    if (ipamType !== undefined) {
-      await ipamP?.catch(() => undefined);
+    if (ipamType !== undefined && ipamP !== undefined) {
+      await ipamP.catch(() => undefined);
       await execDelegate(ipamType, delegateEnv(env, "DEL"), stdin).catch(() => undefined);
     }
     throw e;
