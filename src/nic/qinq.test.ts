@@ -158,3 +158,52 @@ test("two-tag VST: settings are validated and replaced as a whole; VLAN 0 clears
   assert.equal(vf.vst, null);
   assert.deepEqual([vf.innerVlan, vf.innerQos], [0, 0]);
 });
+
+test("VST buffers are reused per VF, yet re-entrant sends and deliveries never see each other's bytes", () => {
+  const { vfs, wire } = setup(4);
+  for (const vf of vfs) vf.setVlan(100, 0, ETH_P_8021AD, { vlan: 10, qos: 0 });
+  const [a, b, c, d] = vfs as [VirtualFunction, VirtualFunction, VirtualFunction, VirtualFunction];
+  const first = frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", [], 46);
+  const second = frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:00:01", [], 48);
+  const toA = frame("02:00:00:00:00:01", "02:00:00:00:00:02", [], 47);
+  // B, reached first by A's broadcast, makes A transmit again mid-flood (re-entrant transmit)
+  // and sends a unicast to A (a delivery to A while A's first transmit is still forwarding).
+  let bDone = false;
+  b.setReceiver({
+    receive: () => {
+      if (!bDone) {
+        bDone = true;
+        a.transmit(second);
+        b.transmit(toA);
+      }
+      return true;
+    },
+  });
+  // A, while holding the unicast from B, gets a nested delivery from C.
+  const seenByA: number[][] = [];
+  let aDone = false;
+  a.setReceiver({
+    receive: (f) => {
+      const before = [...f];
+      if (!aDone) {
+        aDone = true;
+        c.transmit(frame("02:00:00:00:00:01", "02:00:00:00:00:03", [], 50));
+      }
+      seenByA.push(before, [...f]);
+      return true;
+    },
+  });
+  const seenByD: number[][] = [];
+  d.setReceiver({ receive: (f) => (seenByD.push([...f]), true) });
+  a.transmit(first);
+  // D (after B and C in the flood) got both broadcasts intact, the nested one first.
+  assert.deepEqual(seenByD, [[...second], [...first]]);
+  // A's deliveries: the outer frame reads the same after the nested delivery as before it.
+  assert.equal(seenByA.length, 4);
+  assert.deepEqual(seenByA[2], [...toA]);
+  assert.deepEqual(seenByA[3], [...toA]);
+  assert.deepEqual(seenByA[0], seenByA[1]);
+  // Every frame on the wire carries exactly S 100 / C 10.
+  assert.equal(wire.length, 2);
+  for (const w of wire) assert.deepEqual(tags(w).map((t) => t.slice(0, 2)), [[ETH_P_8021AD, 100], [ETH_P_8021Q, 10]]);
+});

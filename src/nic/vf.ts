@@ -39,6 +39,15 @@ export interface VfTxSource {
 /** Extra unicast addresses one VF may program (the eswitch's FDB is large; a bound keeps it so). */
 export const VF_UC_LIST_MAX = 4096;
 
+/**
+ * Size of a VF's scratch buffers for VST push and pop: a jumbo frame (9216 B) plus two tags.
+ * Frames are valid only during the call that carries them (the eswitch reads, receivers and
+ * taps copy), so the tagged or untagged copy is built in a buffer the VF reuses instead of a new
+ * Uint8Array per frame: V8 keeps typed arrays above 64 bytes off the heap, and allocating one
+ * per frame costs more than the whole forwarding decision.
+ */
+const VST_SCRATCH_BYTES = 9216 + 8;
+
 /** Bound on frames queued through `send` (the host-netdev path) before tx_dropped counts. */
 export const VF_SEND_QUEUE_LIMIT = 1024;
 
@@ -66,6 +75,11 @@ export class VirtualFunction extends EswitchPort {
   /** The MAC was set by the administrator (ip link set ... vf N mac): the VF may not change it unless trusted. */
   adminMac = false;
   #vst: VstTag | null = null;
+  /** VST scratch buffers (allocated on first use) and whether a call up the stack holds them. */
+  #txScratch: Uint8Array | null = null;
+  #rxScratch: Uint8Array | null = null;
+  #txScratchBusy = false;
+  #rxScratchBusy = false;
   #receiver: VfReceiver | null = null;
   readonly #shaper: TokenBucket;
   readonly #minBucket: TokenBucket;
@@ -337,6 +351,7 @@ export class VirtualFunction extends EswitchPort {
     }
     const vst = this.#vst;
     let out = frame;
+    let scratch = false;
     if (vst !== null) {
       const outer = (frame[12]! << 8) | frame[13]!;
       const inner = vst.inner;
@@ -345,8 +360,15 @@ export class VirtualFunction extends EswitchPort {
         return;
       }
       const push = inner === undefined ? 4 : 8;
-      out = new Uint8Array(len + push);
-      out.set(frame.subarray(0, 12), 0);
+      const n = len + push;
+      // A re-entrant transmit (a receiver sending on this VF while our frame is still being
+      // forwarded) gets a fresh buffer: the scratch one is in use up the stack.
+      if (this.#txScratchBusy || n > VST_SCRATCH_BYTES) out = new Uint8Array(n);
+      else {
+        out = (this.#txScratch ??= new Uint8Array(VST_SCRATCH_BYTES)).subarray(0, n);
+        scratch = true;
+      }
+      for (let i = 0; i < 12; i++) out[i] = frame[i]!;
       out[12] = vst.tpid >>> 8;
       out[13] = vst.tpid & 0xff;
       out[14] = (vst.pcp << 5) | (vst.vid >>> 8);
@@ -365,7 +387,16 @@ export class VirtualFunction extends EswitchPort {
     c.txPackets++;
     c.txBytes += len;
     if (this.taps.length > 0) this.tap(frame, "tx", this.clock.now());
-    this.eswitch.forward(this, out);
+    if (!scratch) {
+      this.eswitch.forward(this, out);
+      return;
+    }
+    this.#txScratchBusy = true;
+    try {
+      this.eswitch.forward(this, out);
+    } finally {
+      this.#txScratchBusy = false;
+    }
   }
 
   /** Eswitch egress towards the VF: link, VST pop, the driver's receive buffer. */
@@ -378,14 +409,11 @@ export class VirtualFunction extends EswitchPort {
     }
     let f = frame;
     const vst = this.#vst;
+    let pop = 0;
     if (vst !== null) {
       const inner = vst.inner;
       if (inner === undefined) {
-        if (frame.length >= 18 && ((frame[12]! << 8) | frame[13]!) === vst.tpid) {
-          f = new Uint8Array(frame.length - 4);
-          f.set(frame.subarray(0, 12), 0);
-          f.set(frame.subarray(16), 12);
-        }
+        if (frame.length >= 18 && ((frame[12]! << 8) | frame[13]!) === vst.tpid) pop = 4;
       } else {
         // Two-tag VST: exactly this S-VID over this C-VID (PCP and DEI may differ), else dropped.
         if (
@@ -398,11 +426,34 @@ export class VirtualFunction extends EswitchPort {
           c.rxDropped++;
           return;
         }
-        f = new Uint8Array(frame.length - 8);
-        f.set(frame.subarray(0, 12), 0);
-        f.set(frame.subarray(20), 12);
+        pop = 8;
       }
     }
+    if (pop !== 0) {
+      const n = frame.length - pop;
+      // As on transmit: a nested delivery to this VF (its receiver's own sends coming back)
+      // must not overwrite the frame the outer delivery is still handing over.
+      const scratch = !this.#rxScratchBusy && n <= VST_SCRATCH_BYTES;
+      f = scratch ? (this.#rxScratch ??= new Uint8Array(VST_SCRATCH_BYTES)).subarray(0, n) : new Uint8Array(n);
+      for (let i = 0; i < 12; i++) f[i] = frame[i]!;
+      f.set(frame.subarray(12 + pop), 12);
+      if (!scratch) {
+        this.#deliver(r, f);
+        return;
+      }
+      this.#rxScratchBusy = true;
+      try {
+        this.#deliver(r, f);
+      } finally {
+        this.#rxScratchBusy = false;
+      }
+      return;
+    }
+    this.#deliver(r, f);
+  }
+
+  #deliver(r: VfReceiver, f: Uint8Array): void {
+    const c = this.counters;
     if (!r.receive(f)) {
       c.rxDropped++;
       return;
