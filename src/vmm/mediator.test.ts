@@ -218,3 +218,21 @@ test("property: arbitrary command data never throws and never leaves a refused c
     { numRuns: 300 },
   );
 });
+
+test("property: in QinQ mode any SET_VLAN keeps the tenant's S-tag on the host and the inner tag equal to the guest's view", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 7 }), fc.constantFrom(ETH_P_8021Q, ETH_P_8021AD)), { maxLength: 20 }), (reqs) => {
+      const { host, run } = setup({ ...basePolicy, vlan: { mode: "qinq", outerVid: 42, outerPcp: 6 } });
+      for (const [vlan, qos, vlanProto] of reqs) {
+        run({ op: "set-vlan", vf: 1, vlan, qos, vlanProto });
+        assert.deepEqual([host.vlan.vlan, host.vlan.qos, host.vlan.proto], [42, 6, ETH_P_8021AD]);
+        const v = decodeVfConfig(run({ op: "get-config", vf: 1 }).result!);
+        assert.ok(v !== undefined);
+        assert.equal(v.vlanProto, ETH_P_8021Q);
+        assert.ok(v.vlan !== 4095);
+        assert.deepEqual(host.vlan.inner, v.vlan === 0 ? undefined : { vlan: v.vlan, qos: v.qos });
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
