@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { GuestMemory } from "../memory/index.js";
 import type { PciPlatform } from "../pci/platform.js";
 import { cacheDir, defaultAssetDir, loadAssets, sha256Hex, type LinuxAssets } from "./assets.js";
 import { ECAM_BUSES, e820File, mcfgTable } from "./firmware.js";
@@ -14,8 +15,11 @@ import { V86Machine, installedV86Version } from "./v86-adapter.js";
 export const DEFAULT_MEMORY_SIZE = 256 * 1024 * 1024;
 /** `quiet` keeps the boot log off the slow emulated UART; `dmesg` still has all of it. */
 export const DEFAULT_CMDLINE = "console=ttyS0,115200 quiet loglevel=3 tsc=reliable mitigations=off random.trust_cpu=on";
-/** Bump when the snapshot file layout or the console protocol changes. */
-const SNAPSHOT_FORMAT = 1;
+/**
+ * Bump when the snapshot file layout, the console protocol or what the device model saw during
+ * boot changes (2: devices DMA into v86's RAM, so their log replays onto the guest's own rings).
+ */
+const SNAPSHOT_FORMAT = 2;
 
 export interface LinuxGuestOptions {
   /** The devices on the guest's PCI bus next to v86's own, in power-on state. */
@@ -25,6 +29,13 @@ export interface LinuxGuestOptions {
    * a snapshot is only restored onto the same configuration. Change it when the model changes.
    */
   readonly platformKey: string;
+  /**
+   * The guest memory the platform's devices DMA into (a Vm's `memory`). The harness rebinds its
+   * region at 0 (`GuestMemory.rebind`) onto v86's RAM before the CPU runs, so rings and buffers
+   * the real kernel lays out are the devices' too. It must have a region [0, memorySize).
+   * Without it the devices see their own memory, not the guest's (no data path).
+   */
+  readonly memory?: GuestMemory;
   readonly assets?: LinuxAssets;
   readonly memorySize?: number;
   readonly cmdline?: string;
@@ -66,6 +77,7 @@ export class LinuxGuest {
     const t0 = performance.now();
     const assets = options.assets ?? loadAssets(defaultAssetDir());
     const memorySize = options.memorySize ?? DEFAULT_MEMORY_SIZE;
+    checkMemory(memorySize, options.memory);
     const cmdline = options.cmdline ?? DEFAULT_CMDLINE;
     const initrd = buildInitramfs(assets, options.setup === undefined ? {} : { setup: options.setup });
     const key = createHash("sha256")
@@ -93,7 +105,7 @@ export class LinuxGuest {
     // The console needs the machine to send, the machine needs the console to receive.
     const link: { machine?: V86Machine } = {};
     const console = new SerialConsole((text) => link.machine?.sendSerial(text));
-    if (saved !== undefined) replayWrites(options.platform, saved.meta.writes);
+    const memory = options.memory;
     const machine = await V86Machine.start({
       bios: assets.bios,
       vgaBios: assets.vgaBios,
@@ -103,6 +115,11 @@ export class LinuxGuest {
       memorySize,
       platform: saved === undefined ? recorder : options.platform,
       onSerialByte: (b) => console.feed(b),
+      ...(memory === undefined ? {} : { onRam: (ram: Uint8Array) => memory.rebind(0, ram) }),
+      // After RAM is bound: a replayed DRIVER_OK makes devices map their rings in guest RAM.
+      beforeWiring: () => {
+        if (saved !== undefined) replayWrites(options.platform, saved.meta.writes);
+      },
       ...(saved === undefined ? {} : { initialState: saved.state }),
     });
     link.machine = machine;
@@ -154,6 +171,21 @@ export class LinuxGuest {
   async shutdown(): Promise<void> {
     this.console.close("shut down");
     await this.machine.destroy();
+  }
+}
+
+/** v86 gives an initrd machine at least 64 MiB and rounds RAM up to 128 KiB (src/cpu.js create_memory). */
+const MIN_MEMORY = 64 * 1024 * 1024;
+const MEMORY_GRANULE = 128 * 1024;
+
+function checkMemory(memorySize: number, memory: GuestMemory | undefined): void {
+  if (!Number.isSafeInteger(memorySize) || memorySize < MIN_MEMORY || memorySize % MEMORY_GRANULE !== 0 || memorySize >= 2 ** 31) {
+    throw new LinuxError(LinuxErrorCode.badArgument, `memory size ${memorySize} is not a multiple of 128 KiB in [64 MiB, 2 GiB)`, { details: { memorySize } });
+  }
+  if (memory !== undefined && !memory.regions().some((r) => r.base === 0 && r.size === memorySize)) {
+    throw new LinuxError(LinuxErrorCode.badArgument, `the guest memory has no region [0, ${memorySize}) to bind to v86's RAM`, {
+      details: { memorySize, regions: memory.regions() },
+    });
   }
 }
 

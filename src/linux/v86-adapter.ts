@@ -67,6 +67,15 @@ interface V86Cpu {
   /** A live view (a Proxy over wasm memory in v86), not a typed array. */
   memory_size: { readonly [index: number]: number | undefined };
   mmap_write16(address: number, value: number): void;
+  /** The wasm heap that holds guest RAM (and v86's own state); growing it replaces its buffer. */
+  wasm_memory: { readonly buffer: ArrayBuffer };
+  /**
+   * Guest RAM: a Proxy (src/cpu.js create_memory) that builds a fresh Uint8Array over the
+   * current wasm buffer on every property access; its byteOffset/length locate RAM in the heap.
+   */
+  mem8: { readonly byteOffset: number; readonly length: number };
+  /** The wasm instance (src/cpu.js); its exports include v86's allocator (v86_malloc, v86_free). */
+  wm: { exports: Record<string, unknown> };
   /** wasm exports bound onto the CPU (src/cpu.js wasm_patch): a physical write, and IRQ polling. */
   write32(address: number, value: number): void;
   handle_irqs(): void;
@@ -98,6 +107,8 @@ export const REQUIRED_BUNDLE_NAMES: readonly string[] = [
   "serial0-output-byte",
   "serial0_send",
   "save_state",
+  "wasm_memory",
+  "mem8",
 ];
 
 const require = createRequire(import.meta.url);
@@ -155,6 +166,14 @@ export function checkV86Runtime(emulator: unknown): V86Cpu {
   if (!Array.isArray(cpu["memory_map_read8"])) fail("cpu.memory_map_read8");
   if (typeof cpu["write32"] !== "function") fail("cpu.write32");
   if (typeof cpu["handle_irqs"] !== "function") fail("cpu.handle_irqs");
+  const wasmMemory = cpu["wasm_memory"];
+  if (!isObject(wasmMemory) || !(wasmMemory["buffer"] instanceof ArrayBuffer)) fail("cpu.wasm_memory");
+  const mem8 = cpu["mem8"];
+  if (!isObject(mem8) || typeof mem8["byteOffset"] !== "number" || typeof mem8["length"] !== "number") fail("cpu.mem8");
+  const wm = cpu["wm"];
+  const wasmExports = isObject(wm) ? wm["exports"] : undefined;
+  if (!isObject(wasmExports)) fail("cpu.wm.exports");
+  for (const f of ["v86_malloc", "v86_free"]) if (typeof wasmExports[f] !== "function") fail(`cpu.wm.exports.${f}`);
   if (!Array.isArray(cpu["memory_map_write8"])) fail("cpu.memory_map_write8");
   return cpu as unknown as V86Cpu;
 }
@@ -173,6 +192,14 @@ export interface V86MachineOptions {
   /** The devices placed on the guest's PCI bus next to v86's own. */
   readonly platform: PciPlatform;
   readonly onSerialByte: (byte: number) => void;
+  /**
+   * Receives guest RAM (physical 0 up to the memory size, zero copy over v86's heap): once when
+   * the machine is loaded (after a snapshot restore), before the platform is wired in and the CPU
+   * runs, and again whenever v86 moves its heap (checked on every platform MMIO access).
+   */
+  readonly onRam?: (ram: Uint8Array) => void;
+  /** Runs once after the first onRam, before the platform is wired in (replay a device log here). */
+  readonly beforeWiring?: () => void;
 }
 
 /** Loading wasm and the images takes well under a second; this only bounds a broken install. */
@@ -183,6 +210,9 @@ const MMAP_BLOCK_BITS = 17;
 const LAPIC_ICR_LOW = 0xfee0_0300;
 const ICR_LEVEL_ASSERT = 1 << 14;
 const ICR_SHORTHAND_SELF = 1 << 18;
+/** Heap reserved in v86's allocator so its wasm memory does not grow under device views (see reserveHeap). */
+const HEAP_RESERVE_BYTES = 32 * 1024 * 1024;
+const HEAP_RESERVE_CHUNK = 32 * 1024;
 /** The I/O APIC sits at 0xFEC00000; PCI memory BARs stay below it on a PC. */
 const PCI_HOLE_END = 0xfec0_0000;
 
@@ -202,6 +232,9 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
  * functions, with MMCONFIG for extended configuration space.
  */
 export class V86Machine {
+  #onRam: ((ram: Uint8Array) => void) | undefined;
+  #ramBuffer: ArrayBuffer | undefined;
+
   private constructor(
     private readonly emulator: V86,
     private readonly cpu: V86Cpu,
@@ -240,6 +273,10 @@ export class V86Machine {
       });
       const cpu = checkV86Runtime(emulator);
       const machine = new V86Machine(emulator, cpu);
+      machine.#onRam = options.onRam;
+      machine.#reserveHeap();
+      machine.#checkRam();
+      options.beforeWiring?.();
       machine.installFirmwareFiles();
       machine.installAcpiFix();
       const router = new ConfigRouter(machine.nativeBus(), options.platform);
@@ -261,6 +298,42 @@ export class V86Machine {
       await emulator.destroy();
       throw e;
     }
+  }
+
+  /** Guest RAM as a zero-copy view over v86's heap (valid until v86 grows its heap). */
+  ram(): Uint8Array {
+    const mem8 = this.cpu.mem8;
+    return new Uint8Array(this.cpu.wasm_memory.buffer, mem8.byteOffset, mem8.length);
+  }
+
+  /**
+   * v86 keeps guest RAM in its wasm heap, and growing a wasm memory replaces its ArrayBuffer: every
+   * view over the old one (guest memory, and the ring views devices made from it) goes dead. The
+   * heap grows when v86's allocator runs out, mostly as its JIT compiles new guest code. So the
+   * allocator is made to grow once, up front: HEAP_RESERVE_BYTES in chunks below its large-block
+   * threshold, freed at once, stay in its free list for later allocations.
+   */
+  #reserveHeap(): void {
+    const exports = this.cpu.wm.exports;
+    const malloc = exports["v86_malloc"] as (size: number) => number;
+    const free = exports["v86_free"] as (ptr: number) => void;
+    const chunks: number[] = [];
+    for (let i = 0; i < HEAP_RESERVE_BYTES / HEAP_RESERVE_CHUNK; i++) {
+      const p = malloc(HEAP_RESERVE_CHUNK);
+      if (p === 0) break;
+      chunks.push(p);
+    }
+    for (const p of chunks) free(p);
+  }
+
+  /** Hands RAM to onRam when the heap's buffer is new (first call, or v86 grew its heap). */
+  #checkRam(): void {
+    const onRam = this.#onRam;
+    if (onRam === undefined) return;
+    const buffer = this.cpu.wasm_memory.buffer;
+    if (buffer === this.#ramBuffer) return;
+    this.#ramBuffer = buffer;
+    onRam(this.ram());
   }
 
   /** fw_cfg files SeaBIOS reads at POST (only matters on a cold boot; harmless on restore). */
@@ -373,15 +446,17 @@ export class V86Machine {
     const holeFirst = Math.ceil((cpu.memory_size[0] ?? 0) / (1 << MMAP_BLOCK_BITS));
     const holeEnd = PCI_HOLE_END >>> MMAP_BLOCK_BITS;
     let runStart = -1;
+    // Device DMA happens inside these accesses (a doorbell, DRIVER_OK): RAM must be current.
+    const checkRam = (): void => this.#checkRam();
     const flush = (end: number): void => {
       if (runStart < 0) return;
       cpu.io.mmap_register(
         runStart << MMAP_BLOCK_BITS,
         (end - runStart) << MMAP_BLOCK_BITS,
-        (a) => platform.mmioRead(a >>> 0, 1),
-        (a, v) => platform.mmioWrite(a >>> 0, 1, v & 0xff),
-        (a) => platform.mmioRead(a >>> 0, 4) | 0,
-        (a, v) => platform.mmioWrite(a >>> 0, 4, v >>> 0),
+        (a) => (checkRam(), platform.mmioRead(a >>> 0, 1)),
+        (a, v) => (checkRam(), platform.mmioWrite(a >>> 0, 1, v & 0xff)),
+        (a) => (checkRam(), platform.mmioRead(a >>> 0, 4) | 0),
+        (a, v) => (checkRam(), platform.mmioWrite(a >>> 0, 4, v >>> 0)),
       );
       owner.fill(2, runStart, end);
       runStart = -1;
@@ -406,7 +481,10 @@ export class V86Machine {
       const a = address >>> 0;
       const who = (a & 1) === 0 ? owner[a >>> MMAP_BLOCK_BITS] : 0;
       if (who === 1) router.ecamWrite(a, 2, value & 0xffff);
-      else if (who === 2) platform.mmioWrite(a, 2, value & 0xffff);
+      else if (who === 2) {
+        checkRam();
+        platform.mmioWrite(a, 2, value & 0xffff);
+      }
       else originalWrite16(address, value);
     };
   }

@@ -22,7 +22,7 @@ let guest: LinuxGuest;
 before(async () => {
   assets = loadAssets();
   world = makeVpfWorld();
-  guest = await LinuxGuest.start({ platform: world.platform, platformKey: world.platformKey, assets });
+  guest = await LinuxGuest.start({ platform: world.platform, platformKey: world.platformKey, memory: world.memory, assets });
 });
 
 after(async () => {
@@ -73,7 +73,7 @@ test("the vPF shows a 4096-byte config space and the SR-IOV capability with Tota
 });
 
 test("echo 4 > sriov_numvfs creates four vVFs at 01:00.1-4 with physfn/virtfn links; the pool follows", async () => {
-  // The VFs are not probed by virtio_pci here: v86 delivers no MSI-X, and the VF data path is a stretch goal.
+  // Without autoprobe only the PCI core sees the vVFs (the probed case and frames: below and linux-dataplane.test.ts).
   await sh(`echo 0 > ${PF}/sriov_drivers_autoprobe`);
   const r = await guest.run(`echo 4 > ${PF}/sriov_numvfs`);
   assert.equal(r.status, 0, r.output);
