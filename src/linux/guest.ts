@@ -163,6 +163,14 @@ export class LinuxGuest {
     return this.machine.msi;
   }
 
+  /**
+   * How often the guest memory was bound to v86's RAM: 1 (before the CPU ran) unless v86 moved
+   * its heap, which would leave devices' ring views on the old bytes. 0 without `memory`.
+   */
+  get ramBinds(): number {
+    return this.machine.ramBinds;
+  }
+
   /** The last console output, for diagnostics. */
   consoleTail(chars?: number): string {
     return this.console.tail(chars);

@@ -111,6 +111,9 @@ export const REQUIRED_BUNDLE_NAMES: readonly string[] = [
   "mem8",
 ];
 
+/** Exports of build/v86.wasm the adapter calls (its allocator, see V86Machine.reserveHeap). */
+export const REQUIRED_WASM_EXPORTS: readonly string[] = ["v86_malloc", "v86_free"];
+
 const require = createRequire(import.meta.url);
 
 function v86PackageDir(): string {
@@ -127,6 +130,15 @@ export function installedV86Version(): string {
 export function checkV86Bundle(): string[] {
   const bundle = readFileSync(join(v86PackageDir(), "build", "libv86.mjs"), "utf8");
   return REQUIRED_BUNDLE_NAMES.filter((n) => !bundle.includes(n));
+}
+
+/**
+ * Static check of the wasm module: an export's name is stored as plain UTF-8 in the export
+ * section, so a byte search finds it without instantiating. Returns what is missing.
+ */
+export function checkV86Wasm(): string[] {
+  const wasm = readFileSync(join(v86PackageDir(), "build", "v86.wasm"));
+  return REQUIRED_WASM_EXPORTS.filter((n) => !wasm.includes(Buffer.from(n, "utf8")));
 }
 
 function fail(what: string): never {
@@ -244,6 +256,8 @@ export class V86Machine {
   static async start(options: V86MachineOptions): Promise<V86Machine> {
     const missing = checkV86Bundle();
     if (missing.length > 0) fail(`bundle names ${missing.join(", ")}`);
+    const missingExports = checkV86Wasm();
+    if (missingExports.length > 0) fail(`wasm exports ${missingExports.join(", ")}`);
     const emulator = new V86({
       wasm_path: join(v86PackageDir(), "build", "v86.wasm"),
       bios: { buffer: toArrayBuffer(options.bios) },
@@ -326,6 +340,13 @@ export class V86Machine {
     for (const p of chunks) free(p);
   }
 
+  /**
+   * How often guest RAM was handed to onRam: 1 when v86 never moved it. More means the heap grew
+   * after devices may have made views of rings in it (they then see a detached buffer and report
+   * DEVICE_NEEDS_RESET); see reserveHeap.
+   */
+  ramBinds = 0;
+
   /** Hands RAM to onRam when the heap's buffer is new (first call, or v86 grew its heap). */
   #checkRam(): void {
     const onRam = this.#onRam;
@@ -333,6 +354,7 @@ export class V86Machine {
     const buffer = this.cpu.wasm_memory.buffer;
     if (buffer === this.#ramBuffer) return;
     this.#ramBuffer = buffer;
+    this.ramBinds++;
     onRam(this.ram());
   }
 
