@@ -288,7 +288,8 @@ export class V86Machine {
       const cpu = checkV86Runtime(emulator);
       const machine = new V86Machine(emulator, cpu);
       machine.#onRam = options.onRam;
-      machine.#reserveHeap();
+      // Only a machine whose RAM is shared with devices needs its heap to stay put.
+      if (options.onRam !== undefined) machine.#reserveHeap();
       machine.#checkRam();
       options.beforeWiring?.();
       machine.installFirmwareFiles();
