@@ -123,7 +123,7 @@ test("fake kernel netlink: random bytes and mutated requests get an error or an 
   );
 });
 
-test("guest endpoint server: garbage frames get error answers and the connection keeps serving", async (t) => {
+test("guest endpoint server: garbage frames get error answers and the connection keeps serving", { timeout: 30_000 }, async (t) => {
   const dir = await tempDir(t);
   const k = new FakeGuestKernel([{ bdf: "0000:00:04.0", totalVfs: 2 }]);
   const ep = await serveGuestEndpoint(join(dir, "g.sock"), k);
@@ -158,7 +158,7 @@ test("guest endpoint server: garbage frames get error answers and the connection
   assert.deepEqual(answers.at(-1), { id: "last", ok: true, protocol: "vpf-guest-endpoint", version: 1 });
 });
 
-test("guest endpoint: an impossible frame length gets one error frame and the connection closes", async (t) => {
+test("guest endpoint: an impossible frame length gets one error frame and the connection closes", { timeout: 30_000 }, async (t) => {
   const dir = await tempDir(t);
   const ep = await serveGuestEndpoint(join(dir, "g.sock"), new FakeGuestKernel([]));
   t.after(() => ep.close());

@@ -155,7 +155,7 @@ test("kubelet stand-in refuses a second registration of the same resource", asyn
   await assert.rejects(p2.register(), (e: unknown) => e instanceof K8sError && e.code === "K8S_DEVICE_PLUGIN");
 });
 
-test("the vpf-device-plugin executable registers with the kubelet over the guest endpoint and stops on SIGTERM", async (t) => {
+test("the vpf-device-plugin executable registers with the kubelet over the guest endpoint and stops on SIGTERM", { timeout: 30_000 }, async (t) => {
   const { spawn } = await import("node:child_process");
   const { writeFile } = await import("node:fs/promises");
   const { existsSync } = await import("node:fs");
@@ -184,6 +184,17 @@ test("the vpf-device-plugin executable registers with the kubelet over the guest
   });
   client.close();
   assert.deepEqual(first.devices.map((d) => d.ID), ["0000:00:04.1", "0000:00:04.2", "0000:00:04.3"]);
+  // A kubelet restart: its socket is re-created and every plugin socket is wiped.
+  await kubelet.stop();
+  const { unlink } = await import("node:fs/promises");
+  await unlink(join(dir, "intel.com_vf.sock"));
+  const kubelet2 = new KubeletStandIn(dir);
+  await kubelet2.start();
+  t.after(() => kubelet2.stop());
+  await kubelet2.waitForRegistrations(1);
+  const client2 = kubelet2.connect("intel.com/vf");
+  assert.deepEqual(await client2.getDevicePluginOptions(), { pre_start_required: false, get_preferred_allocation_available: true });
+  client2.close();
   child.kill("SIGTERM");
   assert.equal(await exited, 0);
 });

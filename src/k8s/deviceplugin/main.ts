@@ -3,8 +3,8 @@
  * vpf-device-plugin: the SR-IOV network device plugin for a guest. Reads the resource pools,
  * discovers VFs in the guest's sysfs (through the guest endpoint, or a sysfs tree on disk),
  * serves one Device Plugin API socket per pool and registers each with the kubelet; then rescans
- * every --rescan-ms and registers again whenever the kubelet's socket is re-created (a kubelet
- * restart wipes the registrations). See docs/k8s.md.
+ * every --rescan-ms and, whenever the kubelet's socket is re-created (a kubelet restart wipes the
+ * plugin sockets and the registrations), listens and registers again. See docs/k8s.md.
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -73,9 +73,11 @@ try {
     void (async () => {
       try {
         await plugin.rescan();
+        // A new kubelet socket, or one of ours gone (inode numbers are reused, so both count).
         const now = await kubeletInode(pluginDir);
-        if (now !== undefined && now !== inode) {
-          await plugin.register();
+        const ours = await Promise.all(plugin.servers.map((s) => stat(s.socketPath).then(() => true, () => false)));
+        if (now !== undefined && (now !== inode || ours.includes(false))) {
+          await plugin.restart();
           inode = now;
         }
       } catch (e) {

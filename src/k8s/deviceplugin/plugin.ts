@@ -261,6 +261,18 @@ export class SriovDevicePlugin {
     }
   }
 
+  /**
+   * After a kubelet restart: the kubelet wipes every socket in its directory and forgets every
+   * registration, so each pool listens again on a fresh socket and registers again.
+   */
+  async restart(): Promise<void> {
+    for (const s of this.servers) {
+      await s.stop();
+      await s.start();
+    }
+    await this.register();
+  }
+
   async stop(): Promise<void> {
     for (const s of this.servers) await s.stop();
   }
