@@ -57,11 +57,12 @@ test("device plugin allocates a guest VF, vpf-sriov attaches it to a pod and giv
   const conf = JSON.stringify({
     cniVersion: "1.0.0", name: "vfnet", type: "vpf-sriov", deviceID: vf, guestEndpoint: ep.path, dataDir: join(dir, "cni"),
     vlan: 100, vlanQoS: 2, mac: "02:00:00:00:01:03", spoofchk: "on", trust: "off",
-    ipam: { type: "host-local", subnet: "10.77.0.0/24", dataDir: join(dir, "ipam") },
+    ipam: { type: "host-local", subnet: "10.77.0.0/24", routes: [{ dst: "0.0.0.0/0" }], dataDir: join(dir, "ipam") },
   });
   const add = await execPlugin(cniEnv("ADD", "pod1c", "pod1"), conf);
   assert.equal(add.exitCode, 0, add.stdout);
-  const result = JSON.parse(add.stdout) as { interfaces: { name: string; mac: string }[]; ips: { address: string }[] };
+  const result = JSON.parse(add.stdout) as { interfaces: { name: string; mac: string }[]; ips: { address: string }[]; routes: unknown[] };
+  assert.deepEqual(result.routes, [{ dst: "0.0.0.0/0" }], "the default route went in over RTM_NEWROUTE");
   assert.deepEqual(result.interfaces[0], { name: "net1", mac: "02:00:00:00:01:03", sandbox: "/var/run/netns/pod1" });
   assert.equal(result.ips[0]!.address, "10.77.0.2/24");
   // The VF configuration reached the "host" over the admin virtqueue (member id = VF number).
