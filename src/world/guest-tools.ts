@@ -222,10 +222,26 @@ async function lspci(k: GuestKernel, args: string[]): Promise<ExecResult> {
     } else if (LSPCI_FLAGS.has(a)) pass.push(a);
     else return fail(`lspci: invalid option -- '${a.replace(/^-+/, "")}'\nUsage: lspci [<switches>]`, 2);
   }
+  // pciutils' sysfs back end takes a function's IDs from the `vendor` and `device` files, so a
+  // VF (whose config space reads 0xFFFF there, SR-IOV §3.4.1.1) still shows its real IDs. With
+  // -F we pass the same knowledge by patching the ID bytes, except for hex dumps (-x...), which
+  // print the config bytes as they are.
+  const hexDump = pass.some((a) => a.startsWith("-x"));
   let dump = "";
   for (const name of k.sysfs().list("/sys/bus/pci/devices")) {
-    const v = k.sysfsReadBytes(`/sys/bus/pci/devices/${name}/config`);
-    const bytes = typeof v === "string" ? Buffer.from(v, "latin1") : v;
+    const dir = `/sys/bus/pci/devices/${name}`;
+    const v = k.sysfsReadBytes(`${dir}/config`);
+    const bytes = Uint8Array.from(typeof v === "string" ? Buffer.from(v, "latin1") : v);
+    if (!hexDump) {
+      const vendor = Number.parseInt(k.sysfsRead(`${dir}/vendor`), 16);
+      const device = Number.parseInt(k.sysfsRead(`${dir}/device`), 16);
+      if (Number.isInteger(vendor) && Number.isInteger(device)) {
+        bytes[0] = vendor & 0xff;
+        bytes[1] = vendor >> 8;
+        bytes[2] = device & 0xff;
+        bytes[3] = device >> 8;
+      }
+    }
     dump += configDump(name, bytes);
   }
   const dir = mkdtempSync(join(tmpdir(), "vpf-lspci-"));
