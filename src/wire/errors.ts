@@ -1,4 +1,6 @@
-import { VpfError } from "../base/index.js";
+// The module itself, not the index: the CNI plugin is a short-lived process that loads src/wire
+// piecemeal, and the base index would pull in the clock and the random generator too.
+import { VpfError } from "../base/errors.js";
 
 /**
  * Stable codes for malformed or unsupported wire bytes. Every parser in src/wire throws only

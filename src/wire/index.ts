@@ -73,7 +73,9 @@ export {
   emitAttrs,
   parseAttrs,
   findAttr,
+  attrMap,
   parseNlMessages,
+  parseNlMessagesPrefix,
   beginNlMessage,
   endNlMessage,
   emitNlMessage,
@@ -111,8 +113,15 @@ export {
   defaultVfInfo,
   LinkRepr,
   AddrRepr,
+  Rta,
+  RtTable,
+  RtProt,
+  Rtn,
+  RTMSG_LEN,
+  RouteRepr,
+  routeTable,
 } from "./rtnetlink.js";
-export type { IfInfoMsg, VfInfo, VfStats, IfAddrMsg, IfaCacheInfo } from "./rtnetlink.js";
+export type { IfInfoMsg, VfInfo, VfStats, IfAddrMsg, IfaCacheInfo, RtMsg } from "./rtnetlink.js";
 export {
   GENL_HDRLEN,
   GENL_ID_CTRL,

@@ -139,6 +139,32 @@ export class NlWriter {
   finish(): Uint8Array {
     return this.#buf.slice(0, this.#len);
   }
+  /** Drops everything written after `length` (nla_nest_cancel / nlmsg_trim). */
+  truncate(length: number): void {
+    if (length < this.#len) this.#len = Math.max(0, length);
+  }
+
+  /**
+   * Opens a nest written in place (nla_nest_start_noflag; pass `type | NLA_F_NESTED` for the
+   * flagged kind) and returns its start for `endNest`. For writers that must watch the nest grow,
+   * such as a VF list that stops before nla_len would overflow.
+   */
+  beginNest(type: number): number {
+    const start = this.#len;
+    this.u16(0);
+    this.u16(type);
+    return start;
+  }
+  /** Bytes in the nest opened at `start` so far, header included. */
+  nestLength(start: number): number {
+    return this.#len - start;
+  }
+  /** Closes the nest opened at `start`: WIRE_BAD_LENGTH when it grew past 65535 bytes. */
+  endNest(start: number): void {
+    const len = this.#len - start;
+    if (len > 0xffff) throw new WireError("WIRE_BAD_LENGTH", `attribute of ${len} bytes exceeds 65535`, { format: "netlink", value: len });
+    this.patchU16(start, len);
+  }
 
   /** Writes one attribute (and its padding); offsets for 64-bit alignment count from the writer's start. */
   attr(spec: NlAttrSpec): void {
@@ -236,6 +262,13 @@ export function parseAttrs(b: Uint8Array): NlAttr[] {
   return out;
 }
 
+/** Attributes by type (flag bits masked off), the last of a type winning, as nla_parse keeps them. */
+export function attrMap(attrs: readonly NlAttr[]): Map<number, NlAttr> {
+  const m = new Map<number, NlAttr>();
+  for (const a of attrs) m.set(a.type & NLA_TYPE_MASK, a);
+  return m;
+}
+
 /** First attribute of `type` (flag bits ignored). */
 export function findAttr(attrs: readonly NlAttr[], type: number): NlAttr | undefined {
   for (const a of attrs) if ((a.type & NLA_TYPE_MASK) === type) return a;
@@ -288,6 +321,23 @@ export function parseNlMessages(b: Uint8Array): NlMessage[] {
     const len = u32le(b, o);
     if (len < NLMSG_HDRLEN) throw new WireError("WIRE_BAD_LENGTH", `nlmsg_len ${len} < 16`, { format: "netlink", offset: o, value: len });
     needBytes("netlink message", b.length - o, len);
+    out.push({ type: u16le(b, o + 4), flags: u16le(b, o + 6), seq: u32le(b, o + 8), pid: u32le(b, o + 12), payload: b.subarray(o + NLMSG_HDRLEN, o + len) });
+    o += nlAlign(len);
+  }
+  return out;
+}
+
+/**
+ * Splits a datagram as netlink_rcv_skb walks it: the messages before the first header that is
+ * short, has nlmsg_len < 16 or runs past the datagram; that one and the rest are dropped
+ * silently. For endpoints, which must not fail a whole datagram for a bad tail.
+ */
+export function parseNlMessagesPrefix(b: Uint8Array): NlMessage[] {
+  const out: NlMessage[] = [];
+  let o = 0;
+  while (b.length - o >= NLMSG_HDRLEN) {
+    const len = u32le(b, o);
+    if (len < NLMSG_HDRLEN || len > b.length - o) break;
     out.push({ type: u16le(b, o + 4), flags: u16le(b, o + 6), seq: u32le(b, o + 8), pid: u32le(b, o + 12), payload: b.subarray(o + NLMSG_HDRLEN, o + len) });
     o += nlAlign(len);
   }

@@ -17,7 +17,7 @@ import {
 } from "./netlink.js";
 
 /**
- * rtnetlink link and address messages (include/uapi/linux/rtnetlink.h, if_link.h, if_addr.h;
+ * rtnetlink link, address and route messages (include/uapi/linux/rtnetlink.h, if_link.h, if_addr.h;
  * every number below checked against the Linux 6.1 UAPI headers), including the SR-IOV VF
  * attributes exactly as netlink-vf.md §3–§5 lays them out.
  */
@@ -29,6 +29,9 @@ export const Rtm = {
   NEWADDR: 20,
   DELADDR: 21,
   GETADDR: 22,
+  NEWROUTE: 24,
+  DELROUTE: 25,
+  GETROUTE: 26,
 } as const;
 
 export const AddressFamily = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10, PACKET: 17 } as const;
@@ -623,6 +626,106 @@ export const AddrRepr = {
     w.u8(r.ifa.scope);
     w.u32(r.ifa.index >>> 0);
     w.attrs(AddrRepr.attrSpecs(r));
+    return endNlMessage(w);
+  },
+};
+
+// ---------------------------------------------------------------- rtmsg
+
+/** Route attributes (enum rtattr_type_t). */
+export const Rta = { DST: 1, SRC: 2, IIF: 3, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, METRICS: 8, TABLE: 15 } as const;
+/** rtm_table values (enum rt_class_t); tables above 255 go in RTA_TABLE with rtm_table RT_TABLE_COMPAT (252). */
+export const RtTable = { UNSPEC: 0, COMPAT: 252, DEFAULT: 253, MAIN: 254, LOCAL: 255 } as const;
+/** rtm_protocol values. */
+export const RtProt = { UNSPEC: 0, REDIRECT: 1, KERNEL: 2, BOOT: 3, STATIC: 4 } as const;
+/** rtm_type values. */
+export const Rtn = { UNSPEC: 0, UNICAST: 1, LOCAL: 2, BROADCAST: 3, ANYCAST: 4, MULTICAST: 5, BLACKHOLE: 6, UNREACHABLE: 7, PROHIBIT: 8 } as const;
+
+/** struct rtmsg, 12 bytes: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32). */
+export interface RtMsg {
+  family: number;
+  dstLen: number;
+  srcLen: number;
+  tos: number;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  flags: number;
+}
+export const RTMSG_LEN = 12;
+
+/**
+ * A route message (RTM_NEWROUTE/DELROUTE/GETROUTE). Addresses decode per rtm_family (wrong
+ * length: WIRE_BAD_LENGTH); `table` is RTA_TABLE, which wins over rtm_table when present (see
+ * `routeTable`).
+ */
+export interface RouteRepr {
+  rtm: RtMsg;
+  dst?: IpAddress;
+  gateway?: IpAddress;
+  prefsrc?: IpAddress;
+  oif?: number;
+  priority?: number;
+  table?: number;
+  extra: NlAttr[];
+}
+
+/** The route's table as the kernel resolves it: RTA_TABLE when present, else rtm_table. */
+export function routeTable(r: RouteRepr): number {
+  return r.table ?? r.rtm.table;
+}
+
+export const RouteRepr = {
+  parse(m: NlMessage): RouteRepr {
+    if (m.type < Rtm.NEWROUTE || m.type > Rtm.GETROUTE) throw new WireError("WIRE_BAD_VALUE", `message type ${m.type} is not a route message`, { format: "rtnetlink", value: m.type });
+    const p = m.payload;
+    needBytes("rtmsg", p.length, RTMSG_LEN);
+    const rtm: RtMsg = { family: p[0]!, dstLen: p[1]!, srcLen: p[2]!, tos: p[3]!, table: p[4]!, protocol: p[5]!, scope: p[6]!, type: p[7]!, flags: u32le(p, 8) };
+    const r: RouteRepr = { rtm, extra: [] };
+    for (const a of parseAttrs(p.subarray(RTMSG_LEN))) {
+      const t = attrType(a);
+      if (t === Rta.DST || t === Rta.GATEWAY || t === Rta.PREFSRC) {
+        const ip = ipFromAttr(a, rtm.family);
+        if (ip === undefined) r.extra.push(a);
+        else if (t === Rta.DST) r.dst = ip;
+        else if (t === Rta.GATEWAY) r.gateway = ip;
+        else r.prefsrc = ip;
+      } else if (t === Rta.OIF) r.oif = nlaGet.u32(a);
+      else if (t === Rta.PRIORITY) r.priority = nlaGet.u32(a);
+      else if (t === Rta.TABLE) r.table = nlaGet.u32(a);
+      else r.extra.push(a);
+    }
+    return r;
+  },
+  /** Order as fib_dump_info: TABLE, DST, PRIORITY, PREFSRC, then the nexthop's GATEWAY and OIF, then extra. */
+  attrSpecs(r: RouteRepr): NlAttrSpec[] {
+    const s: NlAttrSpec[] = [];
+    if (r.table !== undefined) s.push(nla.u32(Rta.TABLE, r.table));
+    if (r.dst !== undefined) s.push(nla.raw(Rta.DST, r.dst.bytes()));
+    if (r.priority !== undefined) s.push(nla.u32(Rta.PRIORITY, r.priority));
+    if (r.prefsrc !== undefined) s.push(nla.raw(Rta.PREFSRC, r.prefsrc.bytes()));
+    if (r.gateway !== undefined) s.push(nla.raw(Rta.GATEWAY, r.gateway.bytes()));
+    if (r.oif !== undefined) s.push(nla.u32(Rta.OIF, r.oif));
+    s.push(...r.extra);
+    return s;
+  },
+  emit(r: RouteRepr, h: NlHeader): Uint8Array {
+    const w = beginNlMessage(h);
+    const t = r.rtm;
+    for (const [f, v] of [["family", t.family], ["dstLen", t.dstLen], ["srcLen", t.srcLen], ["tos", t.tos], ["table", t.table], ["protocol", t.protocol], ["scope", t.scope], ["type", t.type]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new WireError("WIRE_BAD_VALUE", `rtmsg ${f} ${v} outside 0..255`, { format: "rtnetlink", field: f, value: v });
+    }
+    w.u8(t.family);
+    w.u8(t.dstLen);
+    w.u8(t.srcLen);
+    w.u8(t.tos);
+    w.u8(t.table);
+    w.u8(t.protocol);
+    w.u8(t.scope);
+    w.u8(t.type);
+    w.u32(t.flags >>> 0);
+    w.attrs(RouteRepr.attrSpecs(r));
     return endNlMessage(w);
   },
 };
