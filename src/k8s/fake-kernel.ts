@@ -3,7 +3,6 @@ import type { GuestKernelEndpoint, NetlinkContext } from "./endpoint.js";
 import { MemorySysfs } from "./sysfs.js";
 import * as nl from "./rtnl.js";
 import { MacAddress } from "../wire/mac.js";
-import { findAttr, nlaGet, parseAttrs } from "../wire/netlink.js";
 import { AddrRepr, LinkRepr, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
 
 /**
@@ -278,7 +277,7 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
         return [];
       case nl.Rtm.GETADDR:
         return this.#getAddr(m, ctx);
-      case nl.RTM_NEWROUTE:
+      case nl.Rtm.NEWROUTE:
         this.#newRoute(m, ctx);
         return [];
       default:
@@ -443,22 +442,16 @@ export class FakeGuestKernel implements GuestKernelEndpoint {
   }
 
   #newRoute(m: nl.NlMessage, ctx: NetlinkContext): void {
-    const p = m.payload;
-    if (p.length < 12) throw new KernelError("EINVAL");
-    const family = p[0]!, dstLen = p[1]!;
+    const r = nl.RouteRepr.parse(m); // malformed: WireError, answered EINVAL
+    const { family, dstLen } = r.rtm;
     const len = family === nl.AddressFamily.INET ? 4 : family === nl.AddressFamily.INET6 ? 16 : -1;
     if (len < 0 || dstLen > len * 8) throw new KernelError("EINVAL");
-    const attrs = parseAttrs(p.subarray(12));
-    const oifA = findAttr(attrs, nl.RTA_OIF);
-    const oif = oifA === undefined ? 0 : nlaGet.u32(oifA);
+    const oif = r.oif ?? 0;
     const l = this.links.get(oif);
     if (l === undefined || l.netns !== ctx.netns) throw new KernelError("ENODEV");
-    const dstA = findAttr(attrs, nl.RTA_DST);
-    const gwA = findAttr(attrs, nl.RTA_GATEWAY);
-    if ((dstA !== undefined && dstA.payload.length !== len) || (gwA !== undefined && gwA.payload.length !== len)) throw new KernelError("EINVAL");
-    const dst = `${dstA === undefined ? (len === 4 ? "0.0.0.0" : "::") : ipText(dstA.payload)}/${dstLen}`;
-    const gateway = gwA === undefined ? null : ipText(gwA.payload);
-    if (this.routes.some((r) => r.netns === ctx.netns && r.dst === dst && r.family === family)) throw new KernelError("EEXIST");
+    const dst = `${r.dst === undefined ? (len === 4 ? "0.0.0.0" : "::") : ipText(r.dst.bytes())}/${dstLen}`;
+    const gateway = r.gateway === undefined ? null : ipText(r.gateway.bytes());
+    if (this.routes.some((x) => x.netns === ctx.netns && x.dst === dst && x.family === family)) throw new KernelError("EEXIST");
     this.routes.push({ netns: ctx.netns, family, dst, gateway, oif });
   }
 

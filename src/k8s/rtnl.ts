@@ -1,27 +1,23 @@
 import { MacAddress } from "../wire/mac.js";
 import { Ipv4Address, Ipv6Address, type IpAddress } from "../wire/ip.js";
 import {
-  NlErrorRepr, NlDoneRepr, NlmF, NlMsgType, beginNlMessage, emitAttrs, endNlMessage, parseNlMessages,
+  NlErrorRepr, NlDoneRepr, NlmF, NlMsgType, beginNlMessage, endNlMessage, parseNlMessages,
   type NlAttr, type NlAttrSpec, type NlMessage,
 } from "../wire/netlink.js";
-import { AddressFamily, Iff, Ifla, IflaVfLinkState, Rtm, RtextFilter, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
+import { AddressFamily, Iff, Ifla, IflaVfLinkState, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
 
 /**
  * The rtnetlink vocabulary of the Kubernetes programs, on top of src/wire's netlink and rtnetlink
  * encoders (LinkRepr, AddrRepr, NlErrorRepr, parseVfInfo): the flat per-VF record the CNI plugin
- * caches and compares, the VF settings it sends (netlink-vf.md §5, §7, §8), and RTM_NEWROUTE,
- * which src/wire does not cover yet. The modules are imported one by one rather than through
+ * caches and compares and the VF settings it sends (netlink-vf.md §5, §7, §8); routes are
+ * src/wire's RouteRepr. The modules are imported one by one rather than through
  * src/wire/index.js, because the CNI plugin is a short-lived process whose start-up time counts.
  */
 export type { NlAttr, NlAttrSpec, NlMessage };
-export { AddressFamily, Iff, Ifla, NlmF, NlMsgType, Rtm, RtextFilter };
+export { AddressFamily, Iff, Ifla, NlmF, NlMsgType, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter };
 
 export const ETH_P_8021Q = 0x8100;
 export const ETH_P_8021AD = 0x88a8;
-export const RTM_NEWROUTE = 24;
-export const RTA_DST = 1;
-export const RTA_OIF = 4;
-export const RTA_GATEWAY = 5;
 
 /** One VF's configuration as IFLA_VF_INFO reports it, flattened (netlink-vf.md §5-6). */
 export interface VfInfo {
@@ -113,29 +109,6 @@ export function encodeDone(seq: number, pid = 0): Uint8Array {
 
 export function ipAddress(bytes: Uint8Array): IpAddress {
   return bytes.length === 4 ? Ipv4Address.fromBytes(bytes) : Ipv6Address.fromBytes(bytes);
-}
-
-/** struct rtmsg (12 bytes) and its attributes; RTM_NEWROUTE is not in src/wire yet. */
-export interface RtMsg {
-  readonly family: number;
-  readonly dstLen: number;
-  readonly table: number;
-  readonly protocol: number;
-  readonly scope: number;
-  readonly type: number;
-}
-
-export function encodeRtMsg(r: RtMsg, attrs: readonly NlAttrSpec[]): Uint8Array {
-  const body = emitAttrs(attrs);
-  const out = new Uint8Array(12 + body.length);
-  out[0] = r.family;
-  out[1] = r.dstLen;
-  out[4] = r.table;
-  out[5] = r.protocol;
-  out[6] = r.scope;
-  out[7] = r.type;
-  out.set(body, 12);
-  return out;
 }
 
 export function macText(b: Uint8Array): string {

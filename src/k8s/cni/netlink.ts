@@ -1,7 +1,6 @@
 import { KernelError, errnoName } from "../../base/index.js";
 import { VpfError } from "../../base/index.js";
 import { AddrRepr, LinkRepr, type IfInfoMsg, type VfInfo as WireVfInfo } from "../../wire/rtnetlink.js";
-import { nla, type NlAttrSpec } from "../../wire/netlink.js";
 import type { GuestEndpointClient } from "../endpoint.js";
 import { K8sError } from "../errors.js";
 import * as nl from "../rtnl.js";
@@ -104,13 +103,17 @@ export class Rtnl {
   }
 
   async addRoute(netns: string, index: number, dst: Uint8Array, dstLen: number, gw: Uint8Array | undefined): Promise<void> {
-    const attrs: NlAttrSpec[] = [nla.raw(nl.RTA_DST, dst), nla.u32(nl.RTA_OIF, index)];
-    if (gw !== undefined) attrs.push(nla.raw(nl.RTA_GATEWAY, gw));
     const family = dst.length === 4 ? nl.AddressFamily.INET : nl.AddressFamily.INET6;
-    // table main (254), protocol boot (3), scope universe (0), type unicast (1)
-    const payload = nl.encodeRtMsg({ family, dstLen, table: 254, protocol: 3, scope: 0, type: 1 }, attrs);
+    // As `ip route add DST via GW dev IF`: table main, protocol boot, scope universe, unicast.
+    const req: nl.RouteRepr = {
+      rtm: { family, dstLen, srcLen: 0, tos: 0, table: nl.RtTable.MAIN, protocol: nl.RtProt.BOOT, scope: nl.RtScope.UNIVERSE, type: nl.Rtn.UNICAST, flags: 0 },
+      dst: nl.ipAddress(dst),
+      oif: index,
+      extra: [],
+    };
+    if (gw !== undefined) req.gateway = nl.ipAddress(gw);
     const flags = nl.NlmF.REQUEST | nl.NlmF.ACK | nl.NlmF.CREATE | nl.NlmF.EXCL;
-    await this.request(netns, (seq) => nl.encodeMessage(nl.RTM_NEWROUTE, flags, seq, payload));
+    await this.request(netns, (seq) => nl.RouteRepr.emit(req, { type: nl.Rtm.NEWROUTE, flags, seq, pid: 0 }));
   }
 
   /** Addresses of one link, from an RTM_GETADDR dump. */
