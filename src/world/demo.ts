@@ -7,6 +7,8 @@ import type { Writable } from "node:stream";
 import { defaultTopology } from "./topology.js";
 import { World } from "./world.js";
 import type { ExecResult } from "./daemon.js";
+import { VF_RESOURCE } from "./kubelet.js";
+import type { Pod } from "./kubelet.js";
 
 export interface DemoStep {
   readonly title: string;
@@ -73,6 +75,92 @@ function vfStats(world: World, pf: string, vf: number): { tx: number; rx: number
   if (h.kind !== "host") return { tx: -1, rx: -1 };
   const info = h.host.getVfInfo(pf).vfs[vf];
   return { tx: Number(info?.stats?.txPackets ?? -1n), rx: Number(info?.stats?.rxPackets ?? -1n) };
+}
+
+/** The vVF number (1-based, as the hypervisor counts) of a VF at `0000:01:DD.F`. */
+function vvfOf(bdf: string): number {
+  const m = /:([0-9a-f]{2})\.([0-7])$/.exec(bdf);
+  return m === null ? -1 : Number.parseInt(m[1] ?? "", 16) * 8 + Number(m[2]);
+}
+
+async function podOf(world: World, vm: string, pod: string): Promise<Pod | undefined> {
+  return (await world.kubelet(vm)).pod(pod);
+}
+
+/**
+ * Kubernetes in the guests (issue 8): each VM's kubelet stand-in runs the SR-IOV device plugin
+ * and vpf-sriov; pods get vVFs and talk through the eswitch; a deleted pod's VF is free again.
+ */
+async function podSteps(s: Story, world: World, pf: string, backing: (vm: string, vvf: number) => number): Promise<void> {
+  s.step("Kubernetes in the guests: the device plugin offers vVFs, vpf-sriov plugs one into each pod");
+  // The hand-made namespaces go (their netdevs come home), and the VMs start afresh with VFs
+  // that only the kubelet hands out.
+  for (const c of ["ip netns del pod-a", "ip netns del pod-b", `echo 0 > ${VPF}/sriov_numvfs`]) await s.sh("vm1", c, false);
+  await s.sh("vm1", `echo 4 > ${VPF}/sriov_numvfs`);
+  await s.sh("vm2", `echo 2 > ${VPF}/sriov_numvfs`);
+  await s.sh("vm1", "vpfctl net add red --vlan 200 --subnet 10.0.200.0/24 --range 10.0.200.10-10.0.200.99");
+  await s.sh("vm1", "vpfctl net add blue --vlan 100 --subnet 10.0.100.0/24 --range 10.0.100.10-10.0.100.99");
+  const devs = await s.sh("vm1", "vpfctl devices");
+  s.check(`vm1's device plugin lists its 4 vVFs as healthy ${VF_RESOURCE} devices`, (devs.stdout.match(/ Healthy +- *$/gm) ?? []).length === 4, devs.stdout + devs.stderr);
+  const adds = [
+    await s.sh("vm1", "vpfctl pod add red-a --network red"),
+    await s.sh("vm1", "vpfctl pod add red-b --network red"),
+    await s.sh("vm1", "vpfctl pod add blue-1 --network blue"),
+    await s.sh("vm2", "vpfctl pod add blue-2 --network blue"),
+  ];
+  s.check("four pods created: each got a VF from Allocate and vpf-sriov's ADD succeeded", adds.every((r) => r.exitCode === 0), adds.map((r) => r.stderr).join(""));
+  await s.sh("vm1", "vpfctl pod list");
+  const redA = await podOf(world, "vm1", "red-a");
+  const redB = await podOf(world, "vm1", "red-b");
+  const blue1 = await podOf(world, "vm1", "blue-1");
+  const blue2 = await podOf(world, "vm2", "blue-2");
+  if (redA === undefined || redB === undefined || blue1 === undefined || blue2 === undefined) throw new Error("a pod is missing after its ADD");
+  const inPod = await s.sh("vm1", "ip netns exec red-a ip addr show dev net1");
+  s.check("in red-a's namespace the VF is net1 with the pod's MAC and its host-local address", inPod.stdout.includes(redA.mac) && redA.ip !== "" && inPod.stdout.includes(`inet ${redA.ip}`), inPod.stdout + inPod.stderr);
+  const hostShow = await s.sh("host1", `ip link show ${pf}`, false);
+  const hvA = backing("vm1", vvfOf(redA.deviceId));
+  s.check(`the host VF ${hvA} behind red-a's vVF carries its MAC and VLAN 200 (set over the vPF's admin queue)`, new RegExp(`vf ${hvA} +link/ether ${redA.mac} .*vlan 200`).test(hostShow.stdout), hostShow.stdout);
+  const devsAfter = await s.sh("vm1", "vpfctl devices");
+  s.check("the kubelet stand-in holds 3 of vm1's VFs for pods, 1 is free", (devsAfter.stdout.match(/ Healthy +- *$/gm) ?? []).length === 1, devsAfter.stdout);
+
+  s.step("Pods talk over their vVFs through the eswitch: in one VM, across VMs, with the external host");
+  const ipOf = (p: Pod): string => p.ip.split("/")[0] ?? "";
+  const statsOf = (vm: string, p: Pod): { tx: number; rx: number } => vfStats(world, pf, backing(vm, vvfOf(p.deviceId)));
+  let before = statsOf("vm1", redA);
+  const intra = await s.sh("vm1", `ip netns exec red-a ping -c 3 ${ipOf(redB)}`);
+  let after = statsOf("vm1", redA);
+  s.check("red-a reaches red-b (two pods of vm1, VLAN 200)", intra.exitCode === 0 && /3 received/.test(intra.stdout), intra.stdout + intra.stderr);
+  s.check("the host VF behind red-a counted the frames", after.tx - before.tx >= 3 && after.rx - before.rx >= 3, JSON.stringify({ before, after }));
+  before = statsOf("vm2", blue2);
+  const cross = await s.sh("vm1", `ip netns exec blue-1 ping -c 3 ${ipOf(blue2)}`);
+  after = statsOf("vm2", blue2);
+  s.check("blue-1 in vm1 reaches blue-2 in vm2 on VLAN 100", cross.exitCode === 0 && /3 received/.test(cross.stdout), cross.stdout + cross.stderr);
+  s.check("the host VF behind blue-2 (vm2) counted them", after.tx - before.tx >= 3 && after.rx - before.rx >= 3, JSON.stringify({ before, after }));
+  before = statsOf("vm2", blue2);
+  const ext = await s.sh("ext1", `ping -c 3 ${ipOf(blue2)}`);
+  after = statsOf("vm2", blue2);
+  s.check("the external host reaches pod blue-2 over the uplink, VLAN 100", ext.exitCode === 0 && /3 received/.test(ext.stdout), ext.stdout + ext.stderr);
+  s.check("the host VF behind blue-2 counted the uplink's frames", after.tx - before.tx >= 3 && after.rx - before.rx >= 3, JSON.stringify({ before, after }));
+  const out = await s.sh("vm1", "ip netns exec blue-1 ping -c 2 10.0.100.100");
+  s.check("blue-1 reaches the external host", out.exitCode === 0 && /2 received/.test(out.stdout), out.stdout + out.stderr);
+  const leak = await s.sh("vm1", `ip netns exec red-a ping -c 2 ${ipOf(blue1)}`, false);
+  s.check("red-a (VLAN 200) does not reach blue-1 (VLAN 100)", leak.exitCode !== 0, leak.stdout);
+
+  s.step("Deleting a pod gives its VF back");
+  const hvB = backing("vm1", vvfOf(redB.deviceId));
+  const del = await s.sh("vm1", "vpfctl pod del red-b");
+  s.check("red-b deleted: vpf-sriov's DEL and the namespace's removal succeeded", del.exitCode === 0, del.stderr);
+  const ns = await s.sh("vm1", "ip netns");
+  s.check("red-b's namespace is gone", !/^red-b$/m.test(ns.stdout), ns.stdout);
+  const free = await s.sh("vm1", "vpfctl devices");
+  s.check(`the device plugin lists ${redB.deviceId} as healthy and free again`, new RegExp(`${redB.deviceId.replace(/\./g, "\\.")} +Healthy +- *$`, "m").test(free.stdout), free.stdout);
+  const hostAfter = await s.sh("host1", `ip link show ${pf}`, false);
+  s.check(`host VF ${hvB} no longer carries red-b's MAC`, !new RegExp(`vf ${hvB} +link/ether ${redB.mac}`).test(hostAfter.stdout), hostAfter.stdout);
+  const again = await s.sh("vm1", "vpfctl pod add red-c --network red");
+  const redC = await podOf(world, "vm1", "red-c");
+  s.check("a new pod red-c gets that VF", again.exitCode === 0 && redC?.deviceId === redB.deviceId, again.stdout + again.stderr);
+  const ping = await s.sh("vm1", `ip netns exec red-c ping -c 2 ${ipOf(redA)}`);
+  s.check("red-c reaches red-a", ping.exitCode === 0 && /2 received/.test(ping.stdout), ping.stdout + ping.stderr);
 }
 
 /** Runs the story; writes progress to `out` unless it is undefined. */
@@ -158,6 +246,8 @@ export async function demoReport(out: Writable | undefined): Promise<DemoReport>
     s.step("Disabling VFs returns every backend to the pool");
     await s.sh("vm2", `echo 0 > ${VPF}/sriov_numvfs`);
     s.check("pool vm2-pool is full again", pool(world, "vm2-pool").available === 8);
+
+    await podSteps(s, world, pf, backing);
   } catch (e) {
     s.check("the demo ran to the end", false, e instanceof Error ? e.message : String(e));
   } finally {

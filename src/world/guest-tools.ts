@@ -18,6 +18,7 @@ import type { SimpleCommand } from "./shell.js";
 import type { VmNode, World } from "./world.js";
 import { parsePingArgs, runPing } from "./ping.js";
 import { capture, parseTcpdumpArgs } from "./tcpdump.js";
+import { runVpfctl } from "./pods.js";
 
 const ok = (stdout: string): ExecResult => ({ stdout, stderr: "", exitCode: 0 });
 const fail = (stderr: string, exitCode = 1): ExecResult => ({ stdout: "", stderr: stderr.endsWith("\n") ? stderr : `${stderr}\n`, exitCode });
@@ -115,6 +116,8 @@ async function run(world: World, node: VmNode, tool: string, args: string[], c: 
       if (dev === undefined) return fail(`tcpdump: ${name}: No such device exists\n(SIOCGIFHWADDR: No such device)`);
       return capture(world.clock, a, name, (onFrame) => tapNetdev(dev, onFrame));
     }
+    case "vpfctl":
+      return runVpfctl(args, world.vpfctlContext(node.spec.name));
     case "true":
       return ok("");
     case "false":

@@ -28,6 +28,9 @@ import type { SimpleCommand } from "./shell.js";
 import { ExternalHost } from "./external.js";
 import { runGuestCommand } from "./guest-tools.js";
 import { runHostCommand } from "./host-tools.js";
+import { WorldKubelets } from "./kubelet.js";
+import type { NodeKubelet } from "./kubelet.js";
+import type { VpfctlContext } from "./pods.js";
 
 export class WorldError extends VpfError {}
 
@@ -121,6 +124,8 @@ export function vmPolicy(spec: VmSpec): VmPolicy {
 export class World implements WorldService {
   readonly clock = new VirtualClock();
   readonly nodes = new Map<string, WorldNode>();
+  /** Pod networks and the kubelet stand-ins of model-guest VMs (started on first `vpfctl`). */
+  readonly kube = new WorldKubelets();
   #closed = false;
 
   private constructor(readonly topology: Topology) {}
@@ -274,6 +279,40 @@ export class World implements WorldService {
     }
   }
 
+  /** The kubelet stand-in of a model-guest VM, started on first use. */
+  kubelet(vmName: string): Promise<NodeKubelet> {
+    const n = this.node(vmName);
+    if (n.kind !== "vm") return Promise.reject(new WorldError("WORLD_GUEST_UNSUPPORTED", `${vmName} is not a model-guest VM: pods run in model-guest VMs`));
+    const all = this.topology.hosts.flatMap((h) => h.vms);
+    const ordinal = all.indexOf(n.spec);
+    const k = n.kernel;
+    const pf = k.sysfsList("/sys/bus/pci/devices").find((d) => {
+      try {
+        k.sysfsRead(`/sys/bus/pci/devices/${d}/sriov_totalvfs`);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (pf === undefined) return Promise.reject(new WorldError("WORLD_SETUP", `${vmName}: the guest sees no SR-IOV capable function`));
+    return this.kube.node({
+      vmName,
+      kernel: k,
+      pfAddress: pf,
+      macPrefix: n.spec.macPrefix ?? `02:a0:${(ordinal & 255).toString(16).padStart(2, "0")}:00`,
+      settle: () => this.settle(2),
+    });
+  }
+
+  /** What `vpfctl` in a VM works with. */
+  vpfctlContext(vmName: string): VpfctlContext {
+    return {
+      networks: this.kube.networks,
+      podsUsing: async (network) => (await this.kube.started()).flatMap((k) => k.pods().filter((p) => p.network === network).map((p) => `${k.vmName}/${p.name}`)),
+      kubelet: () => this.kubelet(vmName),
+    };
+  }
+
   status(): WorldStatus {
     const hosts: WorldStatus["hosts"][number][] = [];
     const vms: WorldStatus["vms"][number][] = [];
@@ -325,6 +364,7 @@ export class World implements WorldService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.kube.close();
     for (const n of this.nodes.values()) {
       if (n.kind === "vm") {
         n.kernel.shutdown();

@@ -10,10 +10,14 @@ import { join, dirname } from "node:path";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "cli", "main.js");
+const COMPILED = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "cli", "main.js");
+// Compiled (npm test): dist/src/cli/main.js. Under tsx (the dev loop): main.ts, with tsx loaded
+// through NODE_OPTIONS so the daemon that `up` spawns runs TypeScript too.
+const MAIN = existsSync(COMPILED) ? COMPILED : COMPILED.replace(/\.js$/, ".ts");
+const ENV = existsSync(COMPILED) ? process.env : { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import tsx`.trim() };
 
 function vpf(sock: string, ...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, "--socket", sock, ...args], { encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [MAIN, "--socket", sock, ...args], { encoding: "utf8", timeout: 60_000, env: ENV });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -91,8 +95,8 @@ test("the daemon survives a killed client, and a crashed daemon does not block t
   const sock = tmpSock();
   assert.equal(vpf(sock, "up").status, 0);
   // A client killed while its request is in flight (tcpdump waits for frames that never come).
-  const client = spawn(process.execPath, [MAIN, "--socket", sock, "exec", "host1", "--", "tcpdump", "-i", "p0", "-c", "5"], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 500));
+  const client = spawn(process.execPath, [MAIN, "--socket", sock, "exec", "host1", "--", "tcpdump", "-i", "p0", "-c", "5"], { stdio: "ignore", env: ENV });
+  await new Promise((r) => setTimeout(r, existsSync(COMPILED) ? 500 : 2000));
   client.kill("SIGKILL");
   await new Promise((r) => client.on("exit", r));
   const st = vpf(sock, "status", "--json");
@@ -108,10 +112,11 @@ test("the daemon survives a killed client, and a crashed daemon does not block t
 });
 
 test("vpf demo passes every check and --json reports them", () => {
-  const r = spawnSync(process.execPath, [MAIN, "demo", "--json"], { encoding: "utf8", timeout: 120_000 });
+  const r = spawnSync(process.execPath, [MAIN, "demo", "--json"], { encoding: "utf8", timeout: 120_000, env: ENV });
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as { ok: boolean; steps: { title: string; checks: { ok: boolean }[] }[] };
   assert.equal(report.ok, true);
-  assert.ok(report.steps.length >= 6);
+  assert.ok(report.steps.length >= 10, "the story's seven steps and the three pod steps");
+  assert.ok(report.steps.some((s) => /Deleting a pod gives its VF back/.test(s.title)));
   assert.ok(report.steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok)));
 });
