@@ -4,45 +4,10 @@
  * benchmarks and the demo send its bytes through `GuestKernel.netlink`, the same path a real
  * program's bytes take.
  */
-import { attrList, getString, getU32, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NlBuilder, parseAttrs, readI32At, readU32At, splitMessages } from "./nl.js";
-import {
-  AF_INET,
-  IFA_LOCAL,
-  IFA_ADDRESS,
-  IFLA_ADDRESS,
-  IFLA_EXT_MASK,
-  IFLA_IFNAME,
-  IFLA_MTU,
-  IFLA_NET_NS_FD,
-  IFLA_NET_NS_PID,
-  IFLA_NUM_VF,
-  IFLA_OPERSTATE,
-  IFLA_VFINFO_LIST,
-  IFLA_VF_INFO,
-  IFLA_VF_LINK_STATE,
-  IFLA_VF_MAC,
-  IFLA_VF_RATE,
-  IFLA_VF_SPOOFCHK,
-  IFLA_VF_STATS,
-  IFLA_VF_TRUST,
-  IFLA_VF_VLAN,
-  IFLA_VF_VLAN_INFO,
-  IFLA_VF_VLAN_LIST,
-  RTEXT_FILTER_VF,
-  RTEXT_FILTER_SKIP_STATS,
-  RTM_DELADDR,
-  RTM_GETADDR,
-  RTM_GETLINK,
-  RTM_NEWADDR,
-  RTM_NEWLINK,
-  RTM_SETLINK,
-  RTM_NEWROUTE,
-  RTM_DELROUTE,
-  RTM_GETROUTE,
-  RTA_DST,
-  RTA_GATEWAY,
-  RTA_OIF,
-} from "./rtnetlink.js";
+import { MacAddress } from "../wire/mac.js";
+import { Ipv4Address } from "../wire/ip.js";
+import { NlErrorRepr, NlMsgType, NlmF, beginNlMessage, endNlMessage, nla, parseNlMessagesPrefix, type NlAttrSpec } from "../wire/netlink.js";
+import { AddrRepr, AddressFamily, Ifa, Ifla, LinkRepr, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter, type IfInfoMsg, type VfInfo } from "../wire/rtnetlink.js";
 
 export interface LinkVf {
   vf: number;
@@ -80,15 +45,11 @@ export interface NlReply {
 
 let seq = 1;
 
-function ifinfo(index: number, flags = 0, change = 0): Uint8Array {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setInt32(4, index, true);
-  v.setUint32(8, flags, true);
-  v.setUint32(12, change, true);
-  return b;
+function ifinfo(index: number, flags = 0, change = 0): IfInfoMsg {
+  return { family: AddressFamily.UNSPEC, type: 0, index, flags, change };
 }
 
+/** Hex pairs to 6 bytes, as leniently as before: a bad pair reads as 0, missing ones stay 0. */
 function macBytes(text: string): Uint8Array {
   const parts = text.split(":");
   const b = new Uint8Array(6);
@@ -102,19 +63,34 @@ function macText(b: Uint8Array): string {
   return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
-function u32s(...vals: number[]): Uint8Array {
-  const b = new Uint8Array(vals.length * 4);
+/** Dotted quad to bytes without validation (the kernel refuses a wrong length with EINVAL). */
+function ipv4Bytes(text: string): Uint8Array {
+  return Uint8Array.from(text.split(".").map(Number));
+}
+
+/** A request: nlmsghdr (a fresh seq, pid 0), a fixed header's bytes, attributes in the given order. */
+function request(type: number, flags: number, header: Uint8Array, attrs: readonly NlAttrSpec[]): Uint8Array {
+  const w = beginNlMessage({ type, flags, seq: seq++, pid: 0 });
+  w.bytes(header);
+  w.attrs(attrs);
+  return endNlMessage(w);
+}
+
+function ifinfoBytes(i: IfInfoMsg): Uint8Array {
+  const b = new Uint8Array(16);
   const v = new DataView(b.buffer);
-  vals.forEach((x, i) => v.setUint32(i * 4, x >>> 0, true));
+  v.setInt32(4, i.index, true);
+  v.setUint32(8, i.flags, true);
+  v.setUint32(12, i.change, true);
   return b;
 }
 
 /** `ip link show` (dump, or one link by name), with RTEXT_FILTER_VF as iproute2 asks. */
 export function getLinkRequest(name?: string, vf = true, skipStats = false): Uint8Array {
-  const b = new NlBuilder().header(RTM_GETLINK, NLM_F_REQUEST | (name === undefined ? NLM_F_DUMP : 0), seq++, 0).bytes(ifinfo(0));
-  if (name !== undefined) b.str(IFLA_IFNAME, name);
-  if (vf) b.u32(IFLA_EXT_MASK, RTEXT_FILTER_VF | (skipStats ? RTEXT_FILTER_SKIP_STATS : 0));
-  return b.finish();
+  const r: LinkRepr = { ifi: ifinfo(0), extra: [] };
+  if (name !== undefined) r.ifname = name;
+  if (vf) r.extMask = RtextFilter.VF | (skipStats ? RtextFilter.SKIP_STATS : 0);
+  return LinkRepr.emit(r, { type: Rtm.GETLINK, flags: NlmF.REQUEST | (name === undefined ? NlmF.DUMP : 0), seq: seq++, pid: 0 });
 }
 
 export type VfSetting =
@@ -127,31 +103,18 @@ export type VfSetting =
 
 /** `ip link set DEV vf N ...`: one IFLA_VF_INFO with the attributes iproute2 would send. */
 export function setVfRequest(ifindex: number, vf: number, s: VfSetting): Uint8Array {
-  const b = new NlBuilder().header(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq++, 0).bytes(ifinfo(ifindex));
-  b.begin(IFLA_VFINFO_LIST).begin(IFLA_VF_INFO);
-  if ("mac" in s) {
-    const d = new Uint8Array(36);
-    new DataView(d.buffer).setUint32(0, vf, true);
-    d.set(macBytes(s.mac), 4);
-    b.attr(IFLA_VF_MAC, d);
-  } else if ("vlan" in s) {
+  const v: VfInfo = { vf, extra: [] };
+  if ("mac" in s) v.mac = MacAddress.fromBytes(macBytes(s.mac));
+  else if ("vlan" in s) {
+    // 802.1Q goes as the legacy IFLA_VF_VLAN, anything else as IFLA_VF_VLAN_LIST (netlink-vf.md §8).
     const proto = s.proto ?? 0x8100;
-    if (proto === 0x8100) b.attr(IFLA_VF_VLAN, u32s(vf, s.vlan, s.qos ?? 0));
-    else {
-      const d = new Uint8Array(16);
-      const v = new DataView(d.buffer);
-      v.setUint32(0, vf, true);
-      v.setUint32(4, s.vlan, true);
-      v.setUint32(8, s.qos ?? 0, true);
-      v.setUint16(12, proto, false);
-      b.begin(IFLA_VF_VLAN_LIST).attr(IFLA_VF_VLAN_INFO, d).end();
-    }
-  } else if ("spoofchk" in s) b.attr(IFLA_VF_SPOOFCHK, u32s(vf, s.spoofchk ? 1 : 0));
-  else if ("trust" in s) b.attr(IFLA_VF_TRUST, u32s(vf, s.trust ? 1 : 0));
-  else if ("state" in s) b.attr(IFLA_VF_LINK_STATE, u32s(vf, s.state));
-  else b.attr(IFLA_VF_RATE, u32s(vf, s.minTxRate, s.maxTxRate));
-  b.end().end();
-  return b.finish();
+    if (proto === 0x8100) v.vlan = { vlan: s.vlan, qos: s.qos ?? 0 };
+    else v.vlanList = [{ vlan: s.vlan, qos: s.qos ?? 0, proto }];
+  } else if ("spoofchk" in s) v.spoofchk = s.spoofchk ? 1 : 0;
+  else if ("trust" in s) v.trust = s.trust ? 1 : 0;
+  else if ("state" in s) v.linkState = s.state;
+  else v.rate = { minTxRate: s.minTxRate, maxTxRate: s.maxTxRate };
+  return LinkRepr.emit({ ifi: ifinfo(ifindex), vfInfoList: [v], extra: [] }, { type: Rtm.SETLINK, flags: NlmF.REQUEST | NlmF.ACK, seq: seq++, pid: 0 });
 }
 
 export type LinkChange = { up: boolean } | { name: string } | { mac: string } | { mtu: number } | { netnsFd: number; name?: string } | { netnsPid: number };
@@ -159,122 +122,104 @@ export type LinkChange = { up: boolean } | { name: string } | { mac: string } | 
 /** `ip link set DEV up|down|name N|address A|mtu M|netns NS`. */
 export function setLinkRequest(ifindex: number, c: LinkChange): Uint8Array {
   const up = "up" in c;
-  const b = new NlBuilder().header(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq++, 0).bytes(up ? ifinfo(ifindex, c.up ? 1 : 0, 1) : ifinfo(ifindex));
-  if ("name" in c && !("netnsFd" in c)) b.str(IFLA_IFNAME, c.name);
-  if ("mac" in c) b.attr(IFLA_ADDRESS, macBytes(c.mac));
-  if ("mtu" in c) b.u32(IFLA_MTU, c.mtu);
+  const a: NlAttrSpec[] = [];
+  if ("name" in c && !("netnsFd" in c)) a.push(nla.str(Ifla.IFNAME, c.name));
+  if ("mac" in c) a.push(nla.raw(Ifla.ADDRESS, macBytes(c.mac)));
+  if ("mtu" in c) a.push(nla.u32(Ifla.MTU, c.mtu));
   if ("netnsFd" in c) {
-    b.u32(IFLA_NET_NS_FD, c.netnsFd);
-    if (c.name !== undefined) b.str(IFLA_IFNAME, c.name);
+    a.push(nla.u32(Ifla.NET_NS_FD, c.netnsFd));
+    if (c.name !== undefined) a.push(nla.str(Ifla.IFNAME, c.name));
   }
-  if ("netnsPid" in c) b.u32(IFLA_NET_NS_PID, c.netnsPid);
-  return b.finish();
+  if ("netnsPid" in c) a.push(nla.u32(Ifla.NET_NS_PID, c.netnsPid));
+  return request(Rtm.NEWLINK, NlmF.REQUEST | NlmF.ACK, ifinfoBytes(up ? ifinfo(ifindex, c.up ? 1 : 0, 1) : ifinfo(ifindex)), a);
 }
 
-/** `ip addr add|del A/P dev D`. */
-export function addrRequest(add: boolean, ifindex: number, address: string, prefixLen: number): Uint8Array {
+/** struct ifaddrmsg for an IPv4 request. */
+function ifaddr(prefixLen: number, index: number): Uint8Array {
   const ifa = new Uint8Array(8);
-  ifa[0] = AF_INET;
+  ifa[0] = AddressFamily.INET;
   ifa[1] = prefixLen;
-  new DataView(ifa.buffer).setUint32(4, ifindex, true);
-  const ip = Uint8Array.from(address.split(".").map(Number));
-  return new NlBuilder()
-    .header(add ? RTM_NEWADDR : RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK | (add ? 0x400 | 0x200 : 0), seq++, 0)
-    .bytes(ifa)
-    .attr(IFA_LOCAL, ip)
-    .attr(IFA_ADDRESS, ip)
-    .finish();
+  new DataView(ifa.buffer).setUint32(4, index, true);
+  return ifa;
+}
+
+/** `ip addr add|del A/P dev D` (IFA_LOCAL before IFA_ADDRESS, as iproute2 sends them). */
+export function addrRequest(add: boolean, ifindex: number, address: string, prefixLen: number): Uint8Array {
+  const ip = ipv4Bytes(address);
+  const flags = NlmF.REQUEST | NlmF.ACK | (add ? NlmF.CREATE | NlmF.EXCL : 0);
+  return request(add ? Rtm.NEWADDR : Rtm.DELADDR, flags, ifaddr(prefixLen, ifindex), [nla.raw(Ifa.LOCAL, ip), nla.raw(Ifa.ADDRESS, ip)]);
 }
 
 export function getAddrRequest(): Uint8Array {
-  const ifa = new Uint8Array(8);
-  ifa[0] = AF_INET;
-  return new NlBuilder().header(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq++, 0).bytes(ifa).finish();
+  return AddrRepr.emit({ ifa: { family: AddressFamily.INET, prefixlen: 0, flags: 0, scope: 0, index: 0 }, extra: [] }, { type: Rtm.GETADDR, flags: NlmF.REQUEST | NlmF.DUMP, seq: seq++, pid: 0 });
 }
 
 /** Parses every reply message of one request. */
 export function parseReplies(replies: readonly Uint8Array[]): NlReply {
   const r: NlReply = { error: 0, links: [], addrs: [], routes: [], done: false };
   for (const dgram of replies) {
-    for (const m of splitMessages(dgram)) {
-      if (m.type === NLMSG_ERROR) r.error = readI32At(m.payload, 0);
-      else if (m.type === NLMSG_DONE) r.done = true;
-      else if (m.type === RTM_NEWLINK) r.links.push(parseLink(m.payload));
-      else if (m.type === RTM_NEWROUTE) {
-        const a = parseAttrs(m.payload.subarray(12)) ?? new Map<number, Uint8Array>();
-        const txt = (d: Uint8Array | undefined): string | undefined => (d === undefined ? undefined : [...d].join("."));
-        r.routes.push({ dst: `${txt(a.get(RTA_DST)) ?? "0.0.0.0"}/${m.payload[1] ?? 0}`, oif: getU32(a.get(RTA_OIF)) ?? 0, gateway: txt(a.get(RTA_GATEWAY)), protocol: m.payload[5] ?? 0 });
-      } else if (m.type === RTM_NEWADDR) {
-        const a = parseAttrs(m.payload.subarray(8));
-        const ip = a?.get(IFA_LOCAL) ?? new Uint8Array(4);
-        r.addrs.push({ ifindex: readU32At(m.payload, 4), address: [...ip].join("."), prefixLen: m.payload[1] ?? 0 });
+    for (const m of parseNlMessagesPrefix(dgram)) {
+      if (m.type === NlMsgType.ERROR) r.error = NlErrorRepr.parse(m).error;
+      else if (m.type === NlMsgType.DONE) r.done = true;
+      else if (m.type === Rtm.NEWLINK) r.links.push(linkInfo(LinkRepr.parse(m)));
+      else if (m.type === Rtm.NEWROUTE) {
+        const rt = RouteRepr.parse(m);
+        r.routes.push({ dst: `${rt.dst?.toString() ?? "0.0.0.0"}/${rt.rtm.dstLen}`, oif: rt.oif ?? 0, gateway: rt.gateway?.toString(), protocol: rt.rtm.protocol });
+      } else if (m.type === Rtm.NEWADDR) {
+        const a = AddrRepr.parse(m);
+        r.addrs.push({ ifindex: a.ifa.index, address: (a.local ?? Ipv4Address.UNSPECIFIED).toString(), prefixLen: a.ifa.prefixlen });
       }
     }
   }
   return r;
 }
 
-function parseLink(p: Uint8Array): LinkInfo {
-  const a = parseAttrs(p.subarray(16)) ?? new Map<number, Uint8Array>();
-  const info: LinkInfo = {
-    ifindex: readI32At(p, 4),
-    flags: readU32At(p, 8),
-    name: getString(a.get(IFLA_IFNAME) ?? new Uint8Array(0)),
-    mtu: getU32(a.get(IFLA_MTU)) ?? 0,
-    mac: macText(a.get(IFLA_ADDRESS) ?? new Uint8Array(6)),
-    operstate: a.get(IFLA_OPERSTATE)?.[0] ?? 0,
-    numVf: getU32(a.get(IFLA_NUM_VF)),
-    vfs: undefined,
+/** The flat per-VF view `ip link show` prints; absent structs read as zeros. */
+function linkVf(v: VfInfo): LinkVf {
+  const out: LinkVf = {
+    vf: v.vf,
+    mac: (v.mac ?? MacAddress.ZERO).toString(),
+    vlan: v.vlan?.vlan ?? 0,
+    qos: v.vlan?.qos ?? 0,
+    vlanProto: v.vlanList?.[0]?.proto ?? 0x8100,
+    minTxRate: v.rate?.minTxRate ?? 0,
+    maxTxRate: v.rate?.maxTxRate ?? 0,
+    spoofchk: v.spoofchk ?? 0,
+    trust: v.trust ?? 0,
+    linkState: v.linkState ?? 0,
   };
-  const list = a.get(IFLA_VFINFO_LIST);
-  if (list !== undefined) {
-    info.vfs = [];
-    for (const e of attrList(list) ?? []) {
-      if (e.type !== IFLA_VF_INFO) continue;
-      const t = parseAttrs(e.data) ?? new Map<number, Uint8Array>();
-      const mac = t.get(IFLA_VF_MAC) ?? new Uint8Array(36);
-      const vlan = t.get(IFLA_VF_VLAN) ?? new Uint8Array(12);
-      const rate = t.get(IFLA_VF_RATE) ?? new Uint8Array(12);
-      const vl = attrList(t.get(IFLA_VF_VLAN_LIST) ?? new Uint8Array(0))?.[0]?.data;
-      const vf: LinkVf = {
-        vf: readU32At(mac, 0),
-        mac: macText(mac.subarray(4)),
-        vlan: readU32At(vlan, 4),
-        qos: readU32At(vlan, 8),
-        vlanProto: vl !== undefined && vl.length >= 14 ? (vl[12]! << 8) | vl[13]! : 0x8100,
-        minTxRate: readU32At(rate, 4),
-        maxTxRate: readU32At(rate, 8),
-        spoofchk: readI32At(t.get(4) ?? new Uint8Array(8), 4),
-        trust: readI32At(t.get(IFLA_VF_TRUST) ?? new Uint8Array(8), 4),
-        linkState: readU32At(t.get(IFLA_VF_LINK_STATE) ?? new Uint8Array(8), 4),
-      };
-      const st = t.get(IFLA_VF_STATS);
-      if (st !== undefined) {
-        const sa = parseAttrs(st) ?? new Map<number, Uint8Array>();
-        const g = (k: number): bigint => {
-          const d = sa.get(k);
-          return d === undefined || d.length < 8 ? 0n : new DataView(d.buffer, d.byteOffset, 8).getBigUint64(0, true);
-        };
-        vf.stats = { rxPackets: g(0), txPackets: g(1), rxBytes: g(2), txBytes: g(3), rxDropped: g(7), txDropped: g(8) };
-      }
-      info.vfs.push(vf);
-    }
-  }
-  return info;
+  const s = v.stats;
+  if (s !== undefined) out.stats = { rxPackets: s.rxPackets, txPackets: s.txPackets, rxBytes: s.rxBytes, txBytes: s.txBytes, rxDropped: s.rxDropped, txDropped: s.txDropped };
+  return out;
+}
+
+function linkInfo(l: LinkRepr): LinkInfo {
+  return {
+    ifindex: l.ifi.index,
+    flags: l.ifi.flags,
+    name: l.ifname ?? "",
+    mtu: l.mtu ?? 0,
+    mac: macText(l.address ?? new Uint8Array(6)),
+    operstate: l.operstate ?? 0,
+    numVf: l.numVf,
+    vfs: l.vfInfoList?.map(linkVf),
+  };
 }
 
 /** `ip route add|del DST/LEN [via GW] dev OIF` in table main. */
 export function routeRequest(add: boolean, dst: string, dstLen: number, oif: number, gateway?: string): Uint8Array {
-  const ipb = (t: string): Uint8Array => Uint8Array.from(t.split(".").map(Number));
-  const b = new NlBuilder()
-    .header(add ? RTM_NEWROUTE : RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK | (add ? 0x400 | 0x200 : 0), seq++, 0)
-    .bytes(Uint8Array.of(AF_INET, dstLen, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0));
-  if (dstLen > 0) b.attr(RTA_DST, ipb(dst));
-  if (gateway !== undefined) b.attr(RTA_GATEWAY, ipb(gateway));
-  b.u32(RTA_OIF, oif);
-  return b.finish();
+  // struct rtmsg: INET, dst_len, src_len, tos, table main, protocol boot, scope universe, unicast, flags.
+  const rtm = Uint8Array.of(AddressFamily.INET, dstLen, 0, 0, RtTable.MAIN, RtProt.BOOT, RtScope.UNIVERSE, Rtn.UNICAST, 0, 0, 0, 0);
+  const a: NlAttrSpec[] = [];
+  if (dstLen > 0) a.push(nla.raw(Rta.DST, ipv4Bytes(dst)));
+  if (gateway !== undefined) a.push(nla.raw(Rta.GATEWAY, ipv4Bytes(gateway)));
+  a.push(nla.u32(Rta.OIF, oif));
+  return request(add ? Rtm.NEWROUTE : Rtm.DELROUTE, NlmF.REQUEST | NlmF.ACK | (add ? NlmF.CREATE | NlmF.EXCL : 0), rtm, a);
 }
 
 export function getRouteRequest(): Uint8Array {
-  return new NlBuilder().header(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq++, 0).bytes(Uint8Array.of(AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).finish();
+  return RouteRepr.emit(
+    { rtm: { family: AddressFamily.INET, dstLen: 0, srcLen: 0, tos: 0, table: RtTable.UNSPEC, protocol: RtProt.UNSPEC, scope: RtScope.UNIVERSE, type: Rtn.UNSPEC, flags: 0 }, extra: [] },
+    { type: Rtm.GETROUTE, flags: NlmF.REQUEST | NlmF.DUMP, seq: seq++, pid: 0 },
+  );
 }

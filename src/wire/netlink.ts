@@ -1,4 +1,4 @@
-import { u16le, u32le, u64le } from "./bytes.js";
+import { put32le, u16le, u32le, u64le } from "./bytes.js";
 import { needBytes, WireError } from "./errors.js";
 
 /**
@@ -217,9 +217,11 @@ export const nla = {
   },
   /** A u64 without alignment padding (nla_put_u64 style); use u64Aligned for nla_put_u64_64bit. */
   u64(type: number, v: bigint): NlAttr {
-    const w = new NlWriter();
-    w.u64(v);
-    return { type, payload: w.finish() };
+    const x = BigInt.asUintN(64, v);
+    const p = new Uint8Array(8);
+    put32le(p, 0, Number(x & 0xffffffffn));
+    put32le(p, 4, Number(x >> 32n));
+    return { type, payload: p };
   },
   u64Aligned(type: number, v: bigint, padType: number): NlAttrSpec {
     return { type, u64: v, padType };
@@ -352,11 +354,16 @@ export interface NlHeader {
   pid: number;
 }
 
+function headerField(f: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new WireError("WIRE_BAD_VALUE", `nlmsghdr ${f} ${v} outside 0..${max}`, { format: "netlink", field: f, value: v });
+}
+
 /** Starts a message in a fresh writer; call `endNlMessage` to patch nlmsg_len. */
 export function beginNlMessage(h: NlHeader): NlWriter {
-  for (const [f, v, max] of [["type", h.type, 0xffff], ["flags", h.flags, 0xffff], ["seq", h.seq, 0xffffffff], ["pid", h.pid, 0xffffffff]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > max) throw new WireError("WIRE_BAD_VALUE", `nlmsghdr ${f} ${v} outside 0..${max}`, { format: "netlink", field: f, value: v });
-  }
+  headerField("type", h.type, 0xffff);
+  headerField("flags", h.flags, 0xffff);
+  headerField("seq", h.seq, 0xffffffff);
+  headerField("pid", h.pid, 0xffffffff);
   const w = new NlWriter();
   w.u32(0);
   w.u16(h.type);
