@@ -5,7 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import { defaultTopology } from "./topology.js";
-import { World } from "./world.js";
+import { World, vvfNumber } from "./world.js";
 import type { ExecResult } from "./daemon.js";
 import { VF_RESOURCE } from "./kubelet.js";
 import type { Pod } from "./kubelet.js";
@@ -77,11 +77,7 @@ function vfStats(world: World, pf: string, vf: number): { tx: number; rx: number
   return { tx: Number(info?.stats?.txPackets ?? -1n), rx: Number(info?.stats?.rxPackets ?? -1n) };
 }
 
-/** The vVF number (1-based, as the hypervisor counts) of a VF at `0000:01:DD.F`. */
-function vvfOf(bdf: string): number {
-  const m = /:([0-9a-f]{2})\.([0-7])$/.exec(bdf);
-  return m === null ? -1 : Number.parseInt(m[1] ?? "", 16) * 8 + Number(m[2]);
-}
+const vvfOf = vvfNumber;
 
 async function podOf(world: World, vm: string, pod: string): Promise<Pod | undefined> {
   return (await world.kubelet(vm)).pod(pod);

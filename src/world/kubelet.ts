@@ -300,7 +300,9 @@ export class NodeKubelet {
     if (deviceId === undefined || deviceId !== chosen) throw new PodError("POD_DEVICE_PLUGIN", `Allocate answered ${envName}=${deviceId ?? "(none)"} for ${chosen}`);
 
     const vlan = opts.vlan ?? network.vlan;
-    const vfNumber = Number.parseInt(deviceId.slice(-1), 16) + 8 * Number.parseInt(deviceId.slice(-4, -2), 16);
+    // Numbered by the VF's device and function, so two pods of one VM never share a MAC.
+    const m = /:([0-9a-f]{2})\.([0-7])$/.exec(deviceId);
+    const vfNumber = m === null ? 0 : Number.parseInt(m[1] ?? "", 16) * 8 + Number(m[2]);
     const mac = opts.mac ?? macUnder(o.macPrefix, 0xc000 + vfNumber);
     const conf = JSON.stringify({
       cniVersion: "1.0.0",
@@ -430,6 +432,7 @@ export class NodeKubelet {
 export class WorldKubelets {
   readonly networks = new Map<string, PodNetwork>();
   readonly #nodes = new Map<string, Promise<NodeKubelet>>();
+  readonly #running = new Map<string, NodeKubelet>();
   #dir: Promise<string> | undefined;
   #closed = false;
 
@@ -453,12 +456,19 @@ export class WorldKubelets {
       k = this.#root().then(async (root) => {
         const dir = join(root, opts.vmName);
         await mkdir(dir, { recursive: true });
-        return NodeKubelet.start({ ...opts, dir, ipamDir: join(root, "ipam") });
+        const started = await NodeKubelet.start({ ...opts, dir, ipamDir: join(root, "ipam") });
+        this.#running.set(opts.vmName, started);
+        return started;
       });
       this.#nodes.set(opts.vmName, k);
       k.catch(() => this.#nodes.delete(opts.vmName));
     }
     return k;
+  }
+
+  /** A VM's pods, if its kubelet runs (for status, which answers at once). */
+  podsOf(vmName: string): Pod[] {
+    return this.#running.get(vmName)?.pods() ?? [];
   }
 
   /** The kubelets started so far. */
@@ -476,6 +486,7 @@ export class WorldKubelets {
     this.#closed = true;
     for (const k of await this.started()) await k.close();
     this.#nodes.clear();
+    this.#running.clear();
     const dir = this.#dir;
     if (dir !== undefined) await rm(await dir, { recursive: true, force: true });
   }

@@ -91,6 +91,8 @@ export interface WorldStatus {
     readonly totalVfs: number;
     readonly boundVfs: number;
     readonly netdevs: readonly string[];
+    /** Pods run by the VM's kubelet stand-in (`vpfctl pod add`), each with its VF. */
+    readonly pods: readonly { readonly name: string; readonly vf: string; readonly vlan: number; readonly ip: string }[];
   }[];
   readonly externals: readonly { readonly name: string; readonly host: string; readonly port: number; readonly ipv4: string; readonly vlan: number | null }[];
 }
@@ -323,9 +325,11 @@ export class World implements WorldService {
         for (const pool of n.pools.values()) {
           for (const vm of this.nodes.values()) {
             if ((vm.kind !== "vm" && vm.kind !== "linux-vm") || vm.pool !== pool) continue;
+            const podOf = new Map(this.kube.podsOf(vm.spec.name).map((p) => [vvfNumber(p.deviceId), p.name]));
             for (let i = 1; i <= vm.vpf.boundVfs; i++) {
               const b = vm.vpf.vvfBackend(i);
-              if (b !== undefined) holderOf.set(b.name, `${vm.spec.name} vVF ${i}`);
+              const pod = podOf.get(i);
+              if (b !== undefined) holderOf.set(b.name, `${vm.spec.name} vVF ${i}${pod === undefined ? "" : ` (pod ${pod})`}`);
             }
           }
         }
@@ -353,6 +357,7 @@ export class World implements WorldService {
           totalVfs: n.vpf.totalVfs,
           boundVfs: n.vpf.boundVfs,
           netdevs: n.kind === "linux-vm" ? ["(ask the guest: ip link)"] : netdevNames(n.kernel),
+          pods: this.kube.podsOf(n.spec.name).map((p) => ({ name: p.name, vf: p.deviceId, vlan: p.vlan, ip: p.ip })),
         });
       } else {
         externals.push({ name: n.spec.name, host: n.spec.host, port: n.spec.port, ipv4: n.spec.ipv4, vlan: n.spec.vlan ?? null });
@@ -377,6 +382,12 @@ export class World implements WorldService {
   }
 }
 
+/** The vVF number (1-based, as the hypervisor counts) of a VF at `dddd:bb:DD.F` behind PF function 0. */
+export function vvfNumber(bdf: string): number {
+  const m = /:([0-9a-f]{2})\.([0-7])$/.exec(bdf);
+  return m === null ? -1 : Number.parseInt(m[1] ?? "", 16) * 8 + Number(m[2]);
+}
+
 function netdevNames(k: GuestKernel): string[] {
   return k.allNetdevs().map((d) => (d.ns === k.initNs ? d.name : `${d.name}@${k.netnsList().find((x) => k.namespace(x) === d.ns) ?? "?"}`));
 }
@@ -399,7 +410,11 @@ export function formatStatus(s: WorldStatus): string {
     for (const v of h.vfs) out.push(`  ${String(v.vf).padEnd(3)} ${v.pci.padEnd(14)} ${v.vdpa.padEnd(17)} ${v.use.padEnd(19)} ${v.heldBy}`);
   }
   out.push("");
-  for (const v of s.vms) out.push(`vm ${v.name} (${v.guest} guest on ${v.host}, ${v.state}): vPF ${v.numVfs}/${v.totalVfs} VFs enabled, ${v.boundVfs} bound; netdevs ${v.netdevs.join(" ")}`);
+  for (const v of s.vms) {
+    out.push(`vm ${v.name} (${v.guest} guest on ${v.host}, ${v.state}): vPF ${v.numVfs}/${v.totalVfs} VFs enabled, ${v.boundVfs} bound; netdevs ${v.netdevs.join(" ")}`);
+    // Older daemons answer without pods.
+    for (const p of v.pods ?? []) out.push(`  pod ${p.name}: VF ${p.vf} vlan ${p.vlan} ${p.ip === "" ? "(no address)" : p.ip}`);
+  }
   for (const e of s.externals) out.push(`external ${e.name} on ${e.host} port ${e.port}: ${e.ipv4}${e.vlan === null ? "" : ` vlan ${e.vlan}`}`);
   return `${out.join("\n")}\n`;
 }

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { World } from "../../src/world/world.js";
+import { World, formatStatus } from "../../src/world/world.js";
 import { defaultTopology } from "../../src/world/topology.js";
 import { PodError, VF_RESOURCE, macUnder } from "../../src/world/kubelet.js";
 import { parseVpfctl, runVpfctl } from "../../src/world/pods.js";
@@ -73,6 +73,15 @@ test("pods get vVFs from the device plugin, talk through the eswitch, and give t
     `${VF_RESOURCE}  0000:01:00.1  Healthy  a\n` +
     `${VF_RESOURCE}  0000:01:00.2  Healthy  b\n` +
     `${VF_RESOURCE}  0000:01:00.3  Healthy  -\n`);
+  // vpf status names each pod and the host VF its vVF stands on.
+  const st = w.status();
+  assert.deepEqual(st.vms.find((v) => v.name === "vm1")?.pods, [
+    { name: "a", vf: "0000:01:00.1", vlan: 100, ip: "10.0.100.10/24" },
+    { name: "b", vf: "0000:01:00.2", vlan: 100, ip: "10.0.100.15/24" },
+  ]);
+  const text = formatStatus(st);
+  assert.match(text, /vm1-pool-0 +pool vm1-pool +vm1 vVF 1 \(pod a\)$/m);
+  assert.match(text, /^ {2}pod c: VF 0000:01:00\.1 vlan 100 10\.0\.100\.11\/24$/m);
   const inUse = await sh("vm1", "vpfctl net del blue");
   assert.equal(inUse.exitCode, 1);
   assert.match(inUse.stderr, /used by pods vm1\/a, vm1\/b, vm2\/c \[POD_IN_USE\]/);
