@@ -20,7 +20,6 @@ import {
   attrMap,
   attrType,
   beginNlMessage,
-  emitAttrs,
   endNlMessage,
   nla,
   nlaGet,
@@ -39,7 +38,6 @@ import {
   IfaF,
   Ifla,
   IflaVf,
-  IflaVfStats,
   RouteRepr,
   Rta,
   RtextFilter,
@@ -49,6 +47,8 @@ import {
   Rtm,
   Rtn,
   vfInfoSpec,
+  type VfInfo as WireVfInfo,
+  type VfStats,
 } from "../wire/rtnetlink.js";
 
 const INT_MAX = 0x7fffffff;
@@ -227,46 +227,33 @@ export class RtnetlinkEndpoint {
       } catch {
         continue; // a VF whose config cannot be read is skipped silently
       }
-      const extra: NlAttr[] = [];
+      let stats: VfStats | undefined;
       if ((ext & RtextFilter.SKIP_STATS) === 0) {
-        let st = { rxPackets: 0n, txPackets: 0n, rxBytes: 0n, txBytes: 0n, broadcast: 0n, multicast: 0n, rxDropped: 0n, txDropped: 0n };
+        stats = { rxPackets: 0n, txPackets: 0n, rxBytes: 0n, txBytes: 0n, broadcast: 0n, multicast: 0n, rxDropped: 0n, txDropped: 0n };
         try {
-          if (ops.getVfStats !== undefined) st = { ...ops.getVfStats(vf) };
+          if (ops.getVfStats !== undefined) stats = { ...ops.getVfStats(vf) };
         } catch {
           // Linux ignores ndo_get_vf_stats' return value and reports zeros.
         }
-        // nla_put_u64_64bit adds no IFLA_VF_STATS_PAD on x86 (efficient unaligned access), so
-        // the counters go as plain u64s rather than through vfInfoSpec's padded `stats`.
-        const u = (t: number, x: bigint): NlAttr => nla.u64(t, x);
-        const counters = [
-          u(IflaVfStats.RX_PACKETS, st.rxPackets),
-          u(IflaVfStats.TX_PACKETS, st.txPackets),
-          u(IflaVfStats.RX_BYTES, st.rxBytes),
-          u(IflaVfStats.TX_BYTES, st.txBytes),
-          u(IflaVfStats.BROADCAST, st.broadcast),
-          u(IflaVfStats.MULTICAST, st.multicast),
-          u(IflaVfStats.RX_DROPPED, st.rxDropped),
-          u(IflaVfStats.TX_DROPPED, st.txDropped),
-        ];
-        extra.push(nla.raw(IflaVf.STATS, emitAttrs(counters)));
       }
+      const entry: WireVfInfo = {
+        vf,
+        mac: MacAddress.fromBytes(info.mac),
+        broadcast: MacAddress.BROADCAST,
+        vlan: { vlan: info.vlan, qos: info.qos },
+        rate: { minTxRate: info.minTxRate, maxTxRate: info.maxTxRate },
+        txRate: info.maxTxRate,
+        spoofchk: info.spoofchk ? 1 : 0,
+        linkState: info.linkState,
+        rssQueryEn: -1, // virtio_net has no ndo_set_vf_rss_query_en
+        trust: info.trusted ? 1 : 0,
+        vlanList: [{ vlan: info.vlan, qos: info.qos, proto: info.vlanProto }],
+        extra: [],
+      };
+      if (stats !== undefined) entry.stats = stats;
       const mark = w.length;
-      w.attr(
-        vfInfoSpec({
-          vf,
-          mac: MacAddress.fromBytes(info.mac),
-          broadcast: MacAddress.BROADCAST,
-          vlan: { vlan: info.vlan, qos: info.qos },
-          rate: { minTxRate: info.minTxRate, maxTxRate: info.maxTxRate },
-          txRate: info.maxTxRate,
-          spoofchk: info.spoofchk ? 1 : 0,
-          linkState: info.linkState,
-          rssQueryEn: -1, // virtio_net has no ndo_set_vf_rss_query_en
-          trust: info.trusted ? 1 : 0,
-          vlanList: [{ vlan: info.vlan, qos: info.qos, proto: info.vlanProto }],
-          extra,
-        }),
-      );
+      // nla_put_u64_64bit adds no IFLA_VF_STATS_PAD on x86 (efficient unaligned access).
+      w.attr(vfInfoSpec(entry, { alignU64: false }));
       // nla_len is 16 bits: a VF whose entry would push IFLA_VFINFO_LIST past 65535 bytes is
       // left out, and so are the ones after it (with stats, 221 VFs fit; clients that do
       // not need them ask RTEXT_FILTER_SKIP_STATS, as iproute2 does without -s).

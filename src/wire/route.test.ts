@@ -26,7 +26,14 @@ import {
   parseNlMessages,
   parseNlMessagesPrefix,
   routeTable,
+  IflaVf,
+  IflaVfStats,
+  MacAddress,
+  attrType,
+  parseVfInfo,
+  vfInfoSpec,
   type IpAddress,
+  type NlAttrSpec,
   type NlMessage,
 } from "./index.js";
 
@@ -186,4 +193,18 @@ test("NlWriter nests in place: begin, measure, cancel, end; over-long nests refu
   big.attr(nla.raw(2, new Uint8Array(0xfff0)));
   big.attr(nla.raw(2, new Uint8Array(64)));
   assert.throws(() => big.endNest(s), is("WIRE_BAD_LENGTH"));
+});
+
+test("vfInfoSpec with { alignU64: false } writes the VF counters without IFLA_VF_STATS_PAD (x86), decoding the same", () => {
+  const stats = { rxPackets: 1n, txPackets: 2n, rxBytes: 3n, txBytes: 4n, broadcast: 5n, multicast: 6n, rxDropped: 7n, txDropped: 2n ** 64n - 1n };
+  const v = { vf: 3, mac: MacAddress.parse("02:00:00:00:00:03"), stats, extra: [] };
+  const statsTypes = (spec: NlAttrSpec): number[] => {
+    const info = parseAttrs(emitAttrs([spec]))[0]!;
+    const st = nlaGet.nested(info).find((a) => attrType(a) === IflaVf.STATS)!;
+    return nlaGet.nested(st).map(attrType);
+  };
+  // Emitted alone, IFLA_VF_STATS' first counter would sit 4 bytes off 8: padded, a PAD goes first.
+  assert.ok(statsTypes(vfInfoSpec(v)).includes(IflaVfStats.PAD));
+  assert.deepEqual(statsTypes(vfInfoSpec(v, { alignU64: false })), [0, 1, 2, 3, 4, 5, 7, 8]);
+  for (const spec of [vfInfoSpec(v), vfInfoSpec(v, { alignU64: false })]) assert.deepEqual(parseVfInfo(parseAttrs(emitAttrs([spec]))[0]!).stats, stats);
 });

@@ -376,8 +376,12 @@ function macField(m: MacAddress, vfPrefix: number | undefined): Uint8Array {
   return b;
 }
 
-/** Attribute specs of one IFLA_VF_INFO, in the order rtnl_fill_vfinfo emits them. */
-export function vfInfoSpec(v: VfInfo): NlAttrSpec {
+/**
+ * Attribute specs of one IFLA_VF_INFO, in the order rtnl_fill_vfinfo emits them. The IFLA_VF_STATS
+ * counters are nla_put_u64_64bit values: 8-byte aligned through IFLA_VF_STATS_PAD by default, or
+ * plain with `{ alignU64: false }`, as a kernel with efficient unaligned access (x86) writes them.
+ */
+export function vfInfoSpec(v: VfInfo, opts?: { alignU64?: boolean }): NlAttrSpec {
   const c: NlAttrSpec[] = [];
   if (v.mac !== undefined) c.push(nla.raw(IflaVf.MAC, macField(v.mac, v.vf)));
   if (v.broadcast !== undefined) c.push(nla.raw(IflaVf.BROADCAST, macField(v.broadcast, undefined)));
@@ -408,7 +412,7 @@ export function vfInfoSpec(v: VfInfo): NlAttrSpec {
   }
   if (v.stats !== undefined) {
     const s = v.stats;
-    const u = (t: number, x: bigint) => nla.u64Aligned(t, x, IflaVfStats.PAD);
+    const u = opts?.alignU64 === false ? (t: number, x: bigint) => nla.u64(t, x) : (t: number, x: bigint) => nla.u64Aligned(t, x, IflaVfStats.PAD);
     c.push(
       nla.nest(IflaVf.STATS, [
         u(IflaVfStats.RX_PACKETS, s.rxPackets),
@@ -517,7 +521,7 @@ export const LinkRepr = {
     if (r.address !== undefined) s.push(nla.raw(Ifla.ADDRESS, r.address));
     if (r.broadcast !== undefined) s.push(nla.raw(Ifla.BROADCAST, r.broadcast));
     if (r.numVf !== undefined) s.push(nla.u32(Ifla.NUM_VF, r.numVf));
-    if (r.vfInfoList !== undefined) s.push(nla.nest(Ifla.VFINFO_LIST, r.vfInfoList.map(vfInfoSpec)));
+    if (r.vfInfoList !== undefined) s.push(nla.nest(Ifla.VFINFO_LIST, r.vfInfoList.map((v) => vfInfoSpec(v))));
     if (r.parentDevName !== undefined) s.push(nla.str(Ifla.PARENT_DEV_NAME, r.parentDevName));
     if (r.parentDevBusName !== undefined) s.push(nla.str(Ifla.PARENT_DEV_BUS_NAME, r.parentDevBusName));
     if (r.extMask !== undefined) s.push(nla.u32(Ifla.EXT_MASK, r.extMask));
