@@ -117,7 +117,14 @@ export function macUnder(prefix: string, n: number): string {
 function cniProgramArgs(): string[] | undefined {
   const js = cniMainPath();
   if (existsSync(js)) return undefined;
-  return ["--import", "tsx", js.replace(/\.js$/, ".ts")];
+  // Resolved here, so the plugin finds tsx whatever directory the daemon was started from.
+  let tsx = "tsx";
+  try {
+    tsx = import.meta.resolve("tsx");
+  } catch {
+    // not resolvable from here: leave it to Node's lookup from the working directory
+  }
+  return ["--import", tsx, js.replace(/\.js$/, ".ts")];
 }
 
 interface CniRun {
