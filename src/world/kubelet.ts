@@ -159,6 +159,15 @@ function cniMessage(r: CniRun): string {
   return text === "" ? `exit status ${r.exitCode}` : text.slice(0, 400);
 }
 
+/** A device plugin call; a gRPC failure becomes POD_DEVICE_PLUGIN with the call's name. */
+async function rpc<T>(what: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    throw new PodError("POD_DEVICE_PLUGIN", `${VF_RESOURCE} ${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
 export class NodeKubelet {
   readonly #opts: NodeKubeletOptions;
   readonly #pods = new Map<string, Pod & { readonly conf: string }>();
@@ -299,9 +308,9 @@ export class NodeKubelet {
         ? `0/1 nodes are available: 1 Insufficient ${VF_RESOURCE} (${o.vmName} has no VFs: enable some with 'echo N > /sys/bus/pci/devices/${o.pfAddress}/sriov_numvfs')`
         : `0/1 nodes are available: 1 Insufficient ${VF_RESOURCE} (all ${listed} VFs of ${o.vmName} are in pods)`);
     }
-    const pref = await client.getPreferredAllocation({ container_requests: [{ available_deviceIDs: free, must_include_deviceIDs: [], allocation_size: 1 }] });
+    const pref = await rpc("GetPreferredAllocation", client.getPreferredAllocation({ container_requests: [{ available_deviceIDs: free, must_include_deviceIDs: [], allocation_size: 1 }] }));
     const chosen = pref.container_responses[0]?.deviceIDs[0] ?? free[0] ?? "";
-    const alloc = await client.allocate({ container_requests: [{ devices_ids: [chosen] }] });
+    const alloc = await rpc("Allocate", client.allocate({ container_requests: [{ devices_ids: [chosen] }] }));
     const envName = resourceEnvName(VF_RESOURCE_PREFIX, VF_RESOURCE_NAME);
     const deviceId = alloc.container_responses[0]?.envs[envName];
     if (deviceId === undefined || deviceId !== chosen) throw new PodError("POD_DEVICE_PLUGIN", `Allocate answered ${envName}=${deviceId ?? "(none)"} for ${chosen}`);
@@ -463,7 +472,10 @@ export class WorldKubelets {
       k = this.#root().then(async (root) => {
         const dir = join(root, opts.vmName);
         await mkdir(dir, { recursive: true });
-        const started = await NodeKubelet.start({ ...opts, dir, ipamDir: join(root, "ipam") });
+        const started = await NodeKubelet.start({ ...opts, dir, ipamDir: join(root, "ipam") }).catch((e: unknown) => {
+          if (e instanceof VpfError) throw e;
+          throw new PodError("POD_DEVICE_PLUGIN", `the kubelet stand-in of ${opts.vmName} did not start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        });
         this.#running.set(opts.vmName, started);
         return started;
       });

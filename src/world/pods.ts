@@ -12,6 +12,7 @@
  * The command line is untrusted input: parseVpfctl() turns any argv into a command or a usage
  * error and never throws.
  */
+import { VpfError } from "../base/errors.js";
 import type { ExecResult } from "./daemon.js";
 import { PodError, VF_RESOURCE, checkPodName } from "./kubelet.js";
 import type { NodeKubelet, PodNetwork } from "./kubelet.js";
@@ -166,7 +167,8 @@ export async function runVpfctl(argv: readonly string[], ctx: VpfctlContext): Pr
   try {
     return await run(cmd, ctx);
   } catch (e) {
-    if (e instanceof PodError) return { stdout: "", stderr: `Error: ${e.message} [${e.code}]\n`, exitCode: 1 };
+    // Refusals of the kubelet, the device plugin, the guest kernel (errno) or the world.
+    if (e instanceof VpfError) return { stdout: "", stderr: `Error: ${e.message} [${e.code}]\n`, exitCode: 1 };
     throw e;
   }
 }

@@ -126,6 +126,14 @@ test("refusals: no VFs, all VFs in pods, unknown network, a taken name, a VLAN o
   assert.match(full.stderr, /all 1 VFs of vm2 are in pods\) \[POD_NO_VF\]/);
   const unknown = await sh("vm2", "vpfctl pod add p2 --network green");
   assert.match(unknown.stderr, /networks "green" not found/);
+  // host-local refuses an address outside the subnet: the ADD fails, nothing stays behind.
+  ok(await sh("vm2", "vpfctl pod del p1"));
+  const badIp = await sh("vm2", "vpfctl pod add p3 --network blue --ip 10.9.9.9");
+  assert.equal(badIp.exitCode, 1);
+  assert.match(badIp.stderr, /failed to set up sandbox of pod "p3": .*10\.9\.9\.9.*\[POD_CNI\]/);
+  assert.equal(ok(await sh("vm2", "ip netns")), "");
+  assert.match(ok(await sh("vm2", "vpfctl devices")), /0000:01:00\.1 +Healthy +-$/m);
+  await assert.rejects(w.kubelet("host1"), /host1 is not a model-guest VM/);
   const gone = await sh("vm2", "vpfctl pod del nope");
   assert.match(gone.stderr, /pods "nope" not found \[POD_NOT_FOUND\]/);
   const host = await sh("host1", "vpfctl pod list");
