@@ -4,7 +4,7 @@ import {
   NlErrorRepr, NlDoneRepr, NlmF, NlMsgType, beginNlMessage, endNlMessage, parseNlMessages,
   type NlAttr, type NlAttrSpec, type NlMessage,
 } from "../wire/netlink.js";
-import { AddressFamily, Iff, Ifla, IflaVfLinkState, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
+import { AddressFamily, Iff, Ifla, IflaVfLinkState, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter, type RtMsg, type VfInfo as WireVfInfo } from "../wire/rtnetlink.js";
 
 /**
  * The rtnetlink vocabulary of the Kubernetes programs, on top of src/wire's netlink and rtnetlink
@@ -13,8 +13,14 @@ import { AddressFamily, Iff, Ifla, IflaVfLinkState, RouteRepr, Rta, RtProt, RtSc
  * src/wire's RouteRepr. The modules are imported one by one rather than through
  * src/wire/index.js, because the CNI plugin is a short-lived process whose start-up time counts.
  */
-export type { NlAttr, NlAttrSpec, NlMessage };
+export type { NlAttr, NlAttrSpec, NlMessage, RtMsg };
 export { AddressFamily, Iff, Ifla, NlmF, NlMsgType, RouteRepr, Rta, RtProt, RtScope, RtTable, Rtm, Rtn, RtextFilter };
+
+/** Earlier names of src/wire's `Rtm.NEWROUTE` and `Rta.*`, kept for users of `rtnl` from src/k8s's index. */
+export const RTM_NEWROUTE = Rtm.NEWROUTE;
+export const RTA_DST = Rta.DST;
+export const RTA_OIF = Rta.OIF;
+export const RTA_GATEWAY = Rta.GATEWAY;
 
 export const ETH_P_8021Q = 0x8100;
 export const ETH_P_8021AD = 0x88a8;
