@@ -1,19 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot as findRoot } from "../../test/support/repo.js";
 
-/** The repository root: the nearest folder above this file with a package.json (works from src/ and dist/). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "package.json not found above the test");
-    dir = up;
-  }
-  return dir;
-}
+const repoRoot = (): string => findRoot(import.meta.url);
+
 
 test("every error code src/pci throws is documented in docs/pci.md (STYLE.md: fastify-style code docs)", () => {
   const root = repoRoot();
