@@ -48,6 +48,7 @@ export const MAX_REGION_BYTES = 2 ** 31;
 
 export class GuestMemory {
   readonly #regions: Region[];
+  #generation = 0;
   // The last region hit: almost every access stream stays inside one region.
   #last: Region;
 
@@ -101,6 +102,15 @@ export class GuestMemory {
     checkBacking(base, r.end - r.base, backing);
     r.bytes = backing;
     r.dv = dataViewOf(backing);
+    this.#generation++;
+  }
+
+  /**
+   * Counts rebinds. A device that keeps views of guest memory (a virtqueue's rings) compares it
+   * with the value it saw when it made them and re-makes them after a rebind.
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Total bytes of RAM. */

@@ -77,10 +77,12 @@ export class SplitQueueDevice {
   #signalledValid = false;
   #broken: VirtqueueError | undefined;
   #notifyOn = true;
-  // Zero-copy views of the three ring areas, bounds-checked once at construction.
-  readonly #desc: DataView;
-  readonly #avail: DataView;
-  readonly #used: DataView;
+  // Zero-copy views of the three ring areas, bounds-checked once at construction and re-made
+  // when the memory is rebound to other bytes (GuestMemory.generation, e.g. v86 growing its heap).
+  #desc: DataView;
+  #avail: DataView;
+  #used: DataView;
+  #generation: number;
   #onViolation: ((e: VirtqueueError) => void) | undefined;
   readonly stats: DeviceQueueStats = { chains: 0, descriptors: 0, usedEntries: 0, interruptsSent: 0, interruptsSuppressed: 0, violations: {} };
 
@@ -107,6 +109,16 @@ export class SplitQueueDevice {
     this.#desc = dataView(memory.view(config.descAddr, descTableBytes(config.size)));
     this.#avail = dataView(memory.view(config.availAddr, availRingBytes(config.size)));
     this.#used = dataView(memory.view(config.usedAddr, usedRingBytes(config.size)));
+    this.#generation = memory.generation;
+  }
+
+  /** Re-makes the ring views if the memory was rebound since they were made. */
+  #fresh(): void {
+    if (this.#mem.generation === this.#generation) return;
+    this.#desc = dataView(this.#mem.view(this.descAddr, descTableBytes(this.size)));
+    this.#avail = dataView(this.#mem.view(this.availAddr, availRingBytes(this.size)));
+    this.#used = dataView(this.#mem.view(this.usedAddr, usedRingBytes(this.size)));
+    this.#generation = this.#mem.generation;
   }
 
   /** Called once per violation (after counting); the owner typically sets DEVICE_NEEDS_RESET. */
@@ -135,6 +147,7 @@ export class SplitQueueDevice {
 
   /** Number of chains the driver has made available and the device has not popped. */
   available(): number {
+    this.#fresh();
     if (this.#broken !== undefined) return 0;
     const n = (this.#avail.getUint16(2, true) - this.#lastAvail) & 0xffff;
     return n > this.size ? 0 : n;
@@ -146,6 +159,7 @@ export class SplitQueueDevice {
    * longer than its table, is a loop (§2.7.5.3.1, §2.7.13.2 — rust-vmm's TTL).
    */
   pop(): DescChain | undefined {
+    this.#fresh();
     if (this.#broken !== undefined) return undefined;
     const mem = this.#mem;
     const avail = this.#avail;
@@ -236,6 +250,7 @@ export class SplitQueueDevice {
    * Throws VQ_USED_OVERFLOW for a device-side bug (more used entries than popped chains).
    */
   addUsed(head: number, len: number): void {
+    this.#fresh();
     if (this.#broken !== undefined) return;
     if (this.inFlight === 0 || head >= this.size) {
       throw new VirtqueueError("VQ_USED_OVERFLOW", `device returned descriptor ${head} with ${this.inFlight} chain(s) in flight`, { details: { head } });
@@ -249,6 +264,7 @@ export class SplitQueueDevice {
 
   /** Makes the used entries added so far visible (writes used.idx). */
   publishUsed(): void {
+    this.#fresh();
     if (this.#broken !== undefined) return;
     this.#used.setUint16(2, this.#usedIdx, true);
   }
@@ -267,6 +283,7 @@ export class SplitQueueDevice {
    * published one (publishedUsedIdx()).
    */
   needsInterrupt(usedIdx = this.#usedIdx): boolean {
+    this.#fresh();
     if (this.#broken !== undefined) return false;
     const now = usedIdx & 0xffff;
     const old = this.#signalled;
@@ -284,11 +301,13 @@ export class SplitQueueDevice {
 
   /** used.idx as it stands in guest memory (whoever wrote it). */
   publishedUsedIdx(): number {
+    this.#fresh();
     return this.#used.getUint16(2, true);
   }
 
   /** Asks the driver not to notify (while the device is polling anyway). */
   disableNotification(): void {
+    this.#fresh();
     this.#notifyOn = false;
     if (this.#broken !== undefined || this.eventIdx) return; // with EVENT_IDX: leave avail_event behind
     this.#used.setUint16(0, this.#used.getUint16(0, true) | VIRTQ_USED_F_NO_NOTIFY, true);
@@ -299,6 +318,7 @@ export class SplitQueueDevice {
    * meanwhile, so the caller must poll again instead of sleeping (the race vhost_enable_notify closes).
    */
   enableNotification(): boolean {
+    this.#fresh();
     this.#notifyOn = true;
     if (this.#broken !== undefined) return false;
     if (this.eventIdx) this.#used.setUint16(this.#availEventOff, this.#lastAvail, true);

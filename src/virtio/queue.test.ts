@@ -296,3 +296,23 @@ test("property: whatever the driver adds, the device pops the same chains in ord
     { numRuns: 150 },
   );
 });
+
+test("after the guest's RAM is rebound to other bytes, the device queue re-makes its ring views (v86 heap growth)", () => {
+  const { mem, alloc, drv, dev } = setup();
+  const out = buf(mem, alloc, [7, 7]);
+  drv.add([out], [], "a");
+  drv.kickPrepare();
+  const old = mem.view(0, 1 << 20);
+  const moved = Uint8Array.from(old); // a grown heap keeps the contents at new addresses
+  const gen = mem.generation;
+  mem.rebind(0, moved);
+  assert.equal(mem.generation, gen + 1);
+  const c = dev.pop();
+  assert.ok(c !== undefined, "the chain is read from the new bytes");
+  moved[drv.config.availAddr + 2] = 3; // a later avail.idx write lands only in the new bytes
+  assert.equal(dev.available(), 2, "avail.idx is read from the new bytes");
+  dev.pushUsed(c.head, 0);
+  const usedIdxAt = drv.config.usedAddr + 2;
+  assert.equal(mem.readU16(usedIdxAt), 1, "the used index went to the new bytes");
+  assert.equal(old[usedIdxAt], 0, "and not to the old ones");
+});
