@@ -236,3 +236,20 @@ test("property: in QinQ mode any SET_VLAN keeps the tenant's S-tag on the host a
     { numRuns: 200 },
   );
 });
+
+test("a guest may always set a VF back to the MAC the host gave it, even outside the prefix (SR-IOV CNI's DEL)", () => {
+  const med = new VfConfigMediator(new PolicyEngine(basePolicy));
+  const host = new RecordingHostVf(3);
+  const hostMac = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x10, 0x03); // outside 02:aa::/16
+  med.bind(1, host, hostMac);
+  const run = (c: VfAdminCommand): { status: number; qualifier?: number } => {
+    const bytes = encodeAdminCommand(c);
+    return med.handle(bytes[0]! | (bytes[1]! << 8), 1, bytes.subarray(24));
+  };
+  assert.equal(run({ op: "set-mac", vf: 1, mac: Uint8Array.of(0x02, 0xaa, 0, 0, 0, 9) }).status, AdminStatus.OK);
+  assert.deepEqual([...host.mac], [0x02, 0xaa, 0, 0, 0, 9]);
+  assert.equal(run({ op: "set-mac", vf: 1, mac: hostMac }).status, AdminStatus.OK, "restoring the host's MAC");
+  assert.deepEqual([...host.mac], [...hostMac]);
+  const other = run({ op: "set-mac", vf: 1, mac: Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x10, 0x04) });
+  assert.deepEqual([other.status, other.qualifier], [AdminStatus.EPERM, AdminQualifier.POLICY_MAC_PREFIX], "another MAC outside the prefix is still refused");
+});

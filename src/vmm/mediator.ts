@@ -164,7 +164,10 @@ export class VfConfigMediator {
         return this.#host(() => ok(encodeVfStats(m.host.stats())));
       case "set-mac": {
         if (sameBytes(cmd.mac, cfg.mac)) return this.#done();
-        const r = this.policy.checkMac(cmd.mac, !isZero(cmd.mac) && this.#safe(() => m.host.macInUseElsewhere(cmd.mac)));
+        // Setting a VF back to the MAC the host gave it at bind is always allowed, inside the
+        // prefix or not: SR-IOV CNI restores a VF's original MAC on DEL. It is this VF's own
+        // address, so it cannot collide with another VF's.
+        const r = sameBytes(cmd.mac, m.originalMac) ? undefined : this.policy.checkMac(cmd.mac, !isZero(cmd.mac) && this.#safe(() => m.host.macInUseElsewhere(cmd.mac)));
         if (r !== undefined) return this.#refuse(r);
         return this.#host(() => {
           m.host.setMac(cmd.mac);
