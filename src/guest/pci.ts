@@ -8,18 +8,21 @@
  */
 import type { AccessWidth, PciPlatform } from "../pci/platform.js";
 
-export const PCI_CAP_ID_PM = 0x01;
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_CAP_ID_VNDR = 0x09;
-export const PCI_CAP_ID_EXP = 0x10;
-export const PCI_CAP_ID_MSIX = 0x11;
-export const PCI_EXT_CAP_ID_ARI = 0x000e;
-export const PCI_EXT_CAP_ID_SRIOV = 0x0010;
-
-export const PCI_COMMAND_IO = 0x1;
-export const PCI_COMMAND_MEMORY = 0x2;
-export const PCI_COMMAND_MASTER = 0x4;
-export const PCI_COMMAND_INTX_DISABLE = 0x400;
+// The register numbers are include/uapi/linux/pci_regs.h's, shared with the device model (src/pci).
+export {
+  PCI_CAP_ID_PM,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_VNDR,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSIX,
+  PCI_EXT_CAP_ID_ARI,
+  PCI_EXT_CAP_ID_SRIOV,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MEMORY,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_INTX_DISABLE,
+} from "../pci/regs.js";
+import { PCI_CAP_ID_EXP, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_COMMAND_MASTER, PCI_COMMAND_INTX_DISABLE, PCI_EXT_CAP_ID_ARI } from "../pci/regs.js";
 
 /** One BAR as the guest assigned it. */
 export interface PciBar {
